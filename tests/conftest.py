@@ -25,3 +25,34 @@ def shared_data() -> Path:
     if not (root / "README.md").is_file():
         pytest.skip(f"real test data not found at {root} (set OPENMEDCLIP_TEST_DATA to its folder)")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny open_clip model saved in hub format (ViT image tower, open_clip text tower)."""
+    from tiny_models import write_tiny_openclip_folder
+
+    return write_tiny_openclip_folder(tmp_path_factory.mktemp("tiny_openclip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    """The tiny model loaded through ``load_model`` (fp32, CPU)."""
+    from openmedclip.models import load_model
+
+    return load_model(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture()
+def image_folder(tmp_path) -> Path:
+    """Six small random RGB/grey PNGs in a folder tree, deterministic."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "sub").mkdir()
+    for i in range(6):
+        folder = tmp_path / "sub" if i % 2 else tmp_path
+        shape = (40 + i, 48, 3) if i % 3 else (40, 44)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(folder / f"img{i}.png")
+    return tmp_path

@@ -1,1 +1,37 @@
-"""openmedclip."""
+"""openmedclip: contrastive language-image models for medical images.
+
+Public API (imported on first use, so ``import openmedclip`` stays light)::
+
+    from openmedclip import load_model, read_image, zero_shot
+    model = load_model("biomedclip")
+    result = zero_shot(model, ["scan.dcm"], ["normal", "pneumonia"])
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_model": "openmedclip.models",
+    "list_models": "openmedclip.models",
+    "save_model": "openmedclip.models",
+    "LoadedModel": "openmedclip.models",
+    "read_image": "openmedclip.io",
+    "to_model_input": "openmedclip.io",
+    "MedicalImage": "openmedclip.io",
+    "encode_images": "openmedclip.embed",
+    "encode_texts": "openmedclip.embed",
+    "zero_shot": "openmedclip.tasks.zeroshot",
+    "ZeroShotResult": "openmedclip.tasks.zeroshot",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'openmedclip' has no attribute {name!r}")

@@ -1,0 +1,69 @@
+"""`MedPix`: the MedPix 2.0 JSONL splits (CT/MR images with captions, case-disjoint train/dev)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from openmedclip.data.base import Task
+from openmedclip.data.files import FileSource, Row
+from openmedclip.data.table import read_table
+from openmedclip.errors import InvalidInputError
+
+LABEL_FIELDS = {"modality": "Type", "location": "Location Category"}
+CASE_FIELDS = ("Title", "Case Diagnosis", "History", "Findings")
+
+
+class MedPix(FileSource):
+    """One MedPix 2.0 split: `descriptions_<split>.jsonl` (one record per image) + `data_<split>.jsonl` (cases).
+
+    Captions are the images' `Description.Caption`. Metadata holds `Type` (CT/MR), `U_id` (case id),
+    `Location`, `Location Category`, the other `Description` fields and `case` (title, diagnosis, history,
+    findings). `label="modality"` or `"location"` exposes `Type` or `Location Category` as multiclass labels;
+    without it the source is image-text only. Images are `images/<image>.<ext>` under `folder`.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        split: str = "train",
+        label: Literal["modality", "location"] | None = None,
+        *,
+        name: str | None = None,
+        validate: bool = False,
+        read_options: dict | None = None,
+    ):
+        folder = Path(folder)
+        if label is not None and label not in LABEL_FIELDS:
+            raise InvalidInputError(f"MedPix label must be one of {list(LABEL_FIELDS)} or None, got {label!r}")
+        records, _ = read_table(folder / f"descriptions_{split}.jsonl")
+        cases = {case.get("U_id"): case.get("Case") or {} for case in read_table(folder / f"data_{split}.jsonl")[0]}
+        image_dir = folder / "images"
+        files = {p.stem: p for p in image_dir.iterdir()} if image_dir.is_dir() else {}
+        rows, bad = [], []
+        for record in records:
+            key = str(record.get("image") or "")
+            description = record.get("Description") or {}
+            value = record.get(LABEL_FIELDS[label]) if label else None
+            if key not in files:
+                bad.append((key, f"no image file {key}.* in {image_dir}"))
+            elif label and not value:
+                bad.append((key, f"no {LABEL_FIELDS[label]!r} value"))
+            else:
+                meta = {k: v for k, v in record.items() if k != "Description"} | {
+                    k: v for k, v in description.items() if k != "Caption"
+                }
+                case = cases.get(record.get("U_id"), {})
+                meta["case"] = {k: case.get(k) for k in CASE_FIELDS}
+                caption = str(description.get("Caption") or "").strip()
+                rows.append(Row(key, files[key], [caption] if caption else [], [value] if label else [], meta))
+        task: Task = "multiclass" if label else "image-text"
+        super().__init__(
+            name or f"medpix2-{split}",
+            rows,
+            task=task,
+            label_names=sorted({name for row in rows for name in row.labels}),
+            validate=validate,
+            read_options=read_options,
+            bad=bad,
+        )

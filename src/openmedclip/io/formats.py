@@ -1,0 +1,68 @@
+"""Which reader handles a file: by suffix first, then by the file's first bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from openmedclip.errors import ImageReadError
+
+SUFFIX_FORMATS: dict[str, str] = {
+    ".png": "raster",
+    ".jpg": "raster",
+    ".jpeg": "raster",
+    ".bmp": "raster",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".dcm": "dicom",
+    ".dicom": "dicom",
+    ".nii": "nifti",
+    ".nii.gz": "nifti",
+}
+IMAGE_SUFFIXES: tuple[str, ...] = tuple(SUFFIX_FORMATS)
+"""File suffixes read by ``read_image`` (lower case; matched case-insensitively). DICOM files without
+one of these suffixes are recognised by their 'DICM' preamble."""
+
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "raster"),
+    (b"\xff\xd8\xff", "raster"),
+    (b"BM", "raster"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+    (b"II+\x00", "tiff"),
+    (b"MM\x00+", "tiff"),
+)
+
+
+def image_suffix(path: Path) -> str | None:
+    """The known image suffix of ``path`` (``.nii.gz`` counts as one), or None."""
+    name = path.name.lower()
+    if name.endswith(".nii.gz"):
+        return ".nii.gz"
+    suffix = Path(name).suffix
+    return suffix if suffix in SUFFIX_FORMATS else None
+
+
+def sniff_format(path: Path) -> str | None:
+    """The format named by the file's first bytes (PNG, JPEG, BMP, TIFF, DICOM preamble), or None."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return None
+    if head[128:132] == b"DICM":
+        return "dicom"
+    for signature, kind in _SIGNATURES:
+        if head.startswith(signature):
+            return kind
+    return None
+
+
+def detect_format(path: Path) -> str:
+    """Return 'raster', 'tiff', 'dicom' or 'nifti' for ``path``, or raise naming the unsupported file."""
+    suffix = image_suffix(path)
+    kind = SUFFIX_FORMATS[suffix] if suffix else sniff_format(path)
+    if kind is None:
+        raise ImageReadError(
+            path, f"unsupported image format (supported: {', '.join(IMAGE_SUFFIXES)}, or DICOM with a 'DICM' preamble)"
+        )
+    return kind

@@ -1,0 +1,38 @@
+"""The image record every reader returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class MedicalImage:
+    """A 2-D image as float32 pixels plus the metadata needed to display it.
+
+    Intensity conventions:
+
+    * ``pixels`` is float32, shape ``(H, W)`` for grey or ``(H, W, 3)`` for RGB, always finite.
+    * Values are in the image's physical or stored units, never rescaled for display:
+      DICOM after the Modality LUT (rescale slope/intercept, so Hounsfield units for CT);
+      16-bit PNG/TIFF and NIfTI as stored (NIfTI after its scl_slope/scl_inter); 8-bit images as 0..255.
+    * Grey images follow MONOCHROME2 semantics: bright means dense. MONOCHROME1 DICOM and
+      min-is-white TIFF pixels are reflected as ``offset - value``; ``meta["inverted"]`` is then True
+      and ``meta["inversion_offset"]`` holds ``offset`` so the stored values can be recovered.
+    * ``window`` is ``(centre, width)`` in the units of ``pixels``: the caller's choice, else the DICOM
+      header's (reflected like the pixels for MONOCHROME1), else None. It is recorded, not applied:
+      ``openmedclip.io.to_model_input`` applies it.
+
+    ``meta`` always has ``format``, ``bit_depth`` (bits per stored sample), ``frame``, ``n_frames``,
+    ``inverted`` and ``spacing`` (row, column spacing in mm, or None); readers add format details
+    (rescale, transfer syntax, slice choice and orientation, ...).
+    """
+
+    pixels: np.ndarray
+    path: str
+    modality: str | None = None
+    photometric: str = "MONOCHROME2"
+    window: tuple[float, float] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)

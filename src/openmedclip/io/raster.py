@@ -1,0 +1,63 @@
+"""PNG, JPEG and BMP through Pillow, keeping 16-bit and float grey values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from openmedclip.errors import ImageReadError
+from openmedclip.io.checks import check_pixel_count, choose_index, one_line
+from openmedclip.io.image import MedicalImage
+
+_GREY_BITS = {"L": 8, "I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32, "F": 32}
+_EXIF_ORIENTATION = 0x0112
+
+
+def read_raster(path: Path, *, frame: int | None = None) -> MedicalImage:
+    """Read a PNG/JPEG/BMP file.
+
+    Grey modes (8-bit, 16-bit, 32-bit integer, float) stay grey with their values; other modes
+    (palette, RGBA, CMYK, YCbCr, ...) become RGB with any alpha channel dropped. An EXIF orientation tag
+    is applied (the pixels come out as a viewer shows them) and recorded in ``meta["exif_orientation"]``.
+    ``frame`` picks a frame of animated or multi-picture files (default 0).
+    """
+    try:
+        with Image.open(path) as opened:
+            check_pixel_count(path, opened.height, opened.width)
+            n_frames = getattr(opened, "n_frames", 1)
+            index = choose_index(path, frame, n_frames, 0, "frame")
+            opened.seek(index)
+            opened.load()
+            orientation = opened.getexif().get(_EXIF_ORIENTATION, 1)
+            source_format = (opened.format or "raster").lower()
+            mode = opened.mode
+            pixels, bit_depth = _pixels(ImageOps.exif_transpose(opened))
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(path, f"image is too large: {one_line(exc)}") from exc
+    except Exception as exc:
+        raise ImageReadError(path, f"cannot read image (corrupt, truncated or unsupported): {one_line(exc)}") from exc
+    meta = {
+        "format": source_format,
+        "bit_depth": bit_depth,
+        "mode": mode,
+        "frame": index,
+        "n_frames": n_frames,
+        "inverted": False,
+        "spacing": None,
+        "exif_orientation": orientation,
+    }
+    photometric = "RGB" if pixels.ndim == 3 else "MONOCHROME2"
+    return MedicalImage(pixels=pixels, path=str(path), photometric=photometric, meta=meta)
+
+
+def _pixels(image: Image.Image) -> tuple[np.ndarray, int]:
+    """Float32 pixels and bits per stored sample for a loaded Pillow image."""
+    if image.mode in _GREY_BITS:
+        return np.asarray(image).astype(np.float32), _GREY_BITS[image.mode]
+    if image.mode in ("1", "LA", "La"):
+        return np.asarray(image.convert("L")).astype(np.float32), 8
+    return np.asarray(image.convert("RGB")).astype(np.float32), 8

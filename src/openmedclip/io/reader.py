@@ -1,0 +1,54 @@
+"""``read_image``: one entry point that picks the format reader and applies the caller's window."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from openmedclip.errors import ImageReadError
+from openmedclip.io.checks import check_file, require_finite
+from openmedclip.io.dicom import read_dicom
+from openmedclip.io.formats import detect_format
+from openmedclip.io.image import MedicalImage
+from openmedclip.io.nifti import read_nifti, slice_axis
+from openmedclip.io.raster import read_raster
+from openmedclip.io.tiff import read_tiff
+from openmedclip.io.windowing import resolve_window
+
+_PLANAR_READERS = {"raster": read_raster, "tiff": read_tiff, "dicom": read_dicom}
+
+
+def read_image(
+    path: str | Path,
+    *,
+    window: str | tuple[float, float] | None = None,
+    frame: int | None = None,
+    slice_index: int | None = None,
+    axis: str | int = "axial",
+) -> MedicalImage:
+    """Read a PNG, JPEG, BMP, TIFF, DICOM or NIfTI file as a :class:`MedicalImage`.
+
+    The format comes from the suffix (``IMAGE_SUFFIXES``), else from the first bytes (PNG, JPEG, BMP,
+    TIFF, DICOM 'DICM' preamble). ``window`` (a ``WINDOW_PRESETS`` name or ``(centre, width)`` in pixel
+    units) replaces any header window. ``frame`` picks a DICOM frame (default: middle), a TIFF page
+    (required for stacks), a 4-D NIfTI volume (default 0) or a Pillow frame (default 0).
+    ``slice_index`` and ``axis`` choose the NIfTI slice (see ``read_nifti``); ``slice_index`` on a 2-D
+    format raises. Every failure to read is an ``ImageReadError`` naming the file and the problem.
+    """
+    path = Path(path)
+    chosen_window = resolve_window(window)
+    plane_axis = slice_axis(axis)
+    check_file(path)
+    kind = detect_format(path)
+    if kind == "nifti":
+        image = read_nifti(path, frame=frame, slice_index=slice_index, axis=plane_axis)
+    elif slice_index is not None:
+        raise ImageReadError(
+            path, "slice_index applies to NIfTI volumes only; use frame for DICOM frames or TIFF pages"
+        )
+    else:
+        image = _PLANAR_READERS[kind](path, frame=frame)
+    require_finite(path, image.pixels)
+    if chosen_window is not None:
+        image = replace(image, window=chosen_window, meta={**image.meta, "window_source": "user"})
+    return image

@@ -1,0 +1,113 @@
+"""Reading a checkpoint file into a flat ``{key: tensor}`` dict, safely.
+
+``.safetensors`` is read directly; ``.pt``/``.pth``/``.bin``/``.ckpt`` pickles only with
+``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers.
+TorchScript archives (OpenAI's original CLIP files) are refused: converting them runs their code,
+which :func:`openmedclip.models.convert_torchscript` does only when asked to.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from openmedclip.errors import ModelLoadError
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+CHECKPOINT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
+WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module")
+"""Keys under which training scripts commonly nest the weights."""
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+"""Prefixes added by DataParallel/DDP and torch.compile."""
+
+
+def read_state_dict(path: Path, model: str) -> dict[str, torch.Tensor]:
+    """The tensors of the checkpoint at ``path``, unwrapped and without DDP/compile prefixes."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(model, f"checkpoint file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        raw = _read_safetensors(path, model)
+    elif suffix in PICKLE_SUFFIXES:
+        raw = _read_pickle(path, model)
+    else:
+        raise ModelLoadError(
+            model, f"{path}: unsupported checkpoint type '{suffix}' (use one of {', '.join(CHECKPOINT_SUFFIXES)})"
+        )
+    return _strip_prefixes(_unwrap(raw, path, model))
+
+
+def is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (holds code, not just tensors)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name or name.endswith("constants.pkl") for name in archive.namelist())
+
+
+def _read_safetensors(path: Path, model: str) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelLoadError(model, f"{path}: not a readable safetensors file ({error})") from None
+
+
+def _read_pickle(path: Path, model: str) -> object:
+    if is_torchscript(path):
+        raise ModelLoadError(
+            model,
+            f"{path} is a TorchScript archive (e.g. OpenAI's original CLIP file); it is not loaded because that "
+            "runs code stored in the file. If you trust it, convert it once with "
+            "`openmedclip.models.convert_torchscript(src, 'model.safetensors')`, or download the safetensors "
+            "version from the Hugging Face hub",
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ModelLoadError(
+            model,
+            f"{path}: refused to unpickle; the file holds Python objects other than tensors, which "
+            f"torch.load(weights_only=True) rejects ({_refusal_reason(error)}). Save only the state dict, "
+            "preferably as .safetensors",
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as error:
+        raise ModelLoadError(model, f"{path}: not a readable PyTorch checkpoint ({error})") from None
+
+
+def _refusal_reason(error: pickle.UnpicklingError) -> str:
+    """The one informative sentence of torch's weights-only refusal (names the offending class)."""
+    for line in str(error).splitlines():
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].split(". ")[0].strip()
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _unwrap(raw: object, path: Path, model: str) -> dict[str, torch.Tensor]:
+    while isinstance(raw, Mapping):
+        nested = next((raw[key] for key in WRAPPER_KEYS if isinstance(raw.get(key), Mapping)), None)
+        if nested is None:
+            break
+        raw = nested
+    if not isinstance(raw, Mapping) or not raw:
+        raise ModelLoadError(model, f"{path}: expected a dict of tensors, found {type(raw).__name__}")
+    not_tensors = [str(key) for key, value in raw.items() if not isinstance(value, torch.Tensor)]
+    if not_tensors:
+        raise ModelLoadError(
+            model, f"{path}: {len(not_tensors)} entries are not tensors: {', '.join(not_tensors[:10])}"
+        )
+    return {str(key): value for key, value in raw.items()}
+
+
+def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    for prefix in WRAPPER_PREFIXES:
+        if all(key.startswith(prefix) for key in state):
+            state = {key[len(prefix):]: value for key, value in state.items()}
+    return state

@@ -1,0 +1,86 @@
+"""Finding Hugging Face hub files on this machine only: a model folder, a local path or the hub cache.
+
+Nothing here touches the network. The cache is the one ``huggingface_hub`` uses (``$HF_HUB_CACHE``,
+read at call time, else ``~/.cache/huggingface/hub``), laid out as ``models--org--name/snapshots/<rev>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+from huggingface_hub import constants, snapshot_download, try_to_load_from_cache
+from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+from openmedclip.errors import ModelLoadError
+
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model"
+)
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache folder."""
+    return Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE).expanduser()
+
+
+def hub_url(repo_id: str) -> str:
+    """The web address of a Hugging Face hub repository."""
+    return f"https://huggingface.co/{repo_id}"
+
+
+def cached_snapshot(repo_id: str) -> Path | None:
+    """The cached snapshot folder of ``repo_id`` (the revision ``refs/main`` points to), if any."""
+    try:
+        return Path(snapshot_download(repo_id, cache_dir=str(hf_cache_dir()), local_files_only=True))
+    except (LocalEntryNotFoundError, HFValidationError, OSError, ValueError):
+        return None
+
+
+def text_config_dir(hf_model_name: str, folder: Path | None, model: str) -> Path:
+    """Folder with the ``config.json`` of a Hugging Face text tower: ``folder``, the name as a path, or the cache."""
+    found = _find(hf_model_name, folder, ("config.json",), _is_transformers_config)
+    if found is None:
+        raise ModelLoadError(model, _missing_message("the text tower's config.json", hf_model_name, folder))
+    return found
+
+
+def tokenizer_dir(hf_tokenizer_name: str, folder: Path | None, model: str) -> Path:
+    """Folder with the files of a Hugging Face tokenizer: ``folder``, the name as a path, or the cache."""
+    found = _find(hf_tokenizer_name, folder, TOKENIZER_FILES, lambda path: True)
+    if found is None:
+        raise ModelLoadError(model, _missing_message("the tokenizer files", hf_tokenizer_name, folder))
+    return found
+
+
+def _find(
+    reference: str, folder: Path | None, names: tuple[str, ...], accept: Callable[[Path], bool]
+) -> Path | None:
+    for candidate in (folder, Path(reference).expanduser()):
+        if candidate is not None and any(accept(candidate / name) for name in names if (candidate / name).is_file()):
+            return candidate
+    for name in names:
+        try:
+            cached = try_to_load_from_cache(reference, name, cache_dir=str(hf_cache_dir()))
+        except (HFValidationError, ValueError):
+            return None
+        if isinstance(cached, str) and accept(Path(cached)):
+            return Path(cached).parent
+    return None
+
+
+def _is_transformers_config(path: Path) -> bool:
+    try:
+        return "model_type" in json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _missing_message(what: str, reference: str, folder: Path | None) -> str:
+    where = f"into {folder} or " if folder is not None else ""
+    return (
+        f"{what} of '{reference}' not found offline; download them from {hub_url(reference)} {where}into the "
+        f"Hugging Face cache ({hf_cache_dir()})"
+    )

@@ -1,0 +1,38 @@
+"""Finding the local folder of a registry model: ``$OPENMEDCLIP_MODELS/<name>/``, then the Hugging Face cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from openmedclip.errors import ModelLoadError
+from openmedclip.models.hf_local import cached_snapshot, hf_cache_dir, hub_url
+from openmedclip.models.registry import RegistryEntry
+
+MODELS_ENV = "OPENMEDCLIP_MODELS"
+
+
+def registry_folder(entry: RegistryEntry) -> Path:
+    """The folder holding ``entry``'s files; ``ModelLoadError`` saying where to get them when there is none."""
+    root = os.environ.get(MODELS_ENV)
+    if root:
+        folder = Path(root).expanduser() / entry.name
+        if folder.is_dir():
+            return folder
+    snapshot = cached_snapshot(entry.hf_repo)
+    if snapshot is not None:
+        return snapshot
+    raise ModelLoadError(entry.name, "no local copy found. " + download_hint(entry))
+
+
+def download_hint(entry: RegistryEntry) -> str:
+    """Where to download ``entry`` and where to put the files."""
+    root = os.environ.get(MODELS_ENV)
+    hint = (
+        f"Download it from {entry.url} (e.g. `hf download {entry.hf_repo}`, which fills the Hugging Face cache "
+        f"{hf_cache_dir()}), or put its files in ${MODELS_ENV}/{entry.name}/ "
+        f"({MODELS_ENV} is {root if root else 'not set'})"
+    )
+    for repo in entry.needs:
+        hint += f"; it also needs files from {hub_url(repo)} in that folder or in the cache"
+    return hint

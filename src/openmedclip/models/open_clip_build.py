@@ -1,0 +1,92 @@
+"""Building an open_clip model, its image transform and its tokenizer from a config, offline.
+
+Mirrors what ``open_clip.create_model`` does with a config, except that nothing is downloaded:
+timm towers are built without pretrained weights, Hugging Face text towers from a local ``config.json``
+and tokenizers from local files (see :mod:`openmedclip.models.hf_local`); weights come from our checkpoint.
+"""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import torch
+from open_clip import get_model_config, list_models
+from open_clip.coca_model import CoCa
+from open_clip.model import CLIP, CustomTextCLIP, set_model_preprocess_cfg
+from open_clip.tokenizer import DEFAULT_CONTEXT_LENGTH, HFTokenizer, SimpleTokenizer
+from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
+
+from openmedclip.errors import ModelLoadError
+from openmedclip.models.hf_local import text_config_dir, tokenizer_dir
+
+BUILD_ERRORS = (TypeError, ValueError, RuntimeError, KeyError, AssertionError, OSError)
+
+
+def build_model(model_cfg: dict, *, folder: Path | None, name: str) -> torch.nn.Module:
+    """A randomly initialised CLIP/CustomTextCLIP/CoCa for ``model_cfg`` (HF text config looked up offline)."""
+    cfg = deepcopy(model_cfg)
+    vision, text = cfg.pop("vision_cfg"), cfg.pop("text_cfg")
+    if vision.get("timm_model_name"):
+        vision["timm_model_pretrained"] = False
+    if text.get("hf_model_name"):
+        text["hf_model_name"] = str(text_config_dir(text["hf_model_name"], folder, name))
+        text["hf_model_pretrained"] = False
+    custom_text = bool(cfg.pop("custom_text", False)) or bool(text.get("hf_model_name"))
+    model_class = (CoCa if "multimodal_cfg" in cfg else CustomTextCLIP) if custom_text else CLIP
+    try:
+        return model_class(**cfg, vision_cfg=vision, text_cfg=text)
+    except BUILD_ERRORS as error:
+        raise ModelLoadError(name, f"cannot build the architecture from its config: {error}") from None
+
+
+def build_preprocess(
+    model: torch.nn.Module, preprocess_cfg: dict
+) -> tuple[Callable[[object], torch.Tensor], dict]:
+    """The inference transform (PIL image -> ``[3, H, W]``) and the full preprocess config it uses.
+
+    Unset fields take open_clip's defaults; the size always follows the model's image tower.
+    Sequences are lists, as after a JSON round trip.
+    """
+    merged = merge_preprocess_dict(asdict(PreprocessCfg()), preprocess_cfg)
+    image_size = getattr(getattr(model, "visual", None), "image_size", None)
+    if image_size is not None:
+        merged["size"] = image_size
+    merged = {key: list(value) if isinstance(value, tuple) else value for key, value in merged.items()}
+    set_model_preprocess_cfg(model, merged)
+    return image_transform_v2(PreprocessCfg(**merged), is_train=False), merged
+
+
+def build_tokenizer(
+    model_cfg: dict, *, folder: Path | None, name: str
+) -> tuple[Callable[[list[str]], torch.Tensor], int]:
+    """The tokenizer (texts -> ``[N, context_length]`` LongTensor) and its context length.
+
+    A Hugging Face tokenizer is loaded with ``AutoTokenizer.from_pretrained`` on its local folder; other
+    text towers use open_clip's BPE tokenizer.
+    """
+    text = model_cfg["text_cfg"]
+    context_length = int(text.get("context_length", DEFAULT_CONTEXT_LENGTH))
+    kwargs = dict(text.get("tokenizer_kwargs") or {})
+    if not text.get("hf_tokenizer_name"):
+        return SimpleTokenizer(context_length=context_length, **kwargs), context_length
+    source = tokenizer_dir(text["hf_tokenizer_name"], folder, name)
+    try:
+        tokenizer = HFTokenizer(
+            str(source), context_length=context_length, tokenizer_mode=text.get("tokenizer_mode"), **kwargs
+        )
+    except BUILD_ERRORS as error:
+        raise ModelLoadError(name, f"cannot load the tokenizer from {source}: {error}") from None
+    return tokenizer, context_length
+
+
+def describe_architecture(model_cfg: dict) -> str:
+    """The open_clip architecture name whose config is ``model_cfg``, else ``custom:<vision>+<text>``."""
+    for arch in list_models():
+        if get_model_config(arch) == model_cfg:
+            return arch
+    vision = model_cfg["vision_cfg"].get("timm_model_name") or "open_clip-vision"
+    text = model_cfg["text_cfg"].get("hf_model_name") or "open_clip-text"
+    return f"custom:{vision}+{text}"

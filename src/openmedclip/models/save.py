@@ -1,0 +1,41 @@
+"""``save_model``: write a loaded (e.g. fine-tuned) open_clip model as a hub folder that ``load_model`` reads."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from open_clip.hf_model import HFTextEncoder
+from safetensors.torch import save_file
+
+from openmedclip.errors import ModelLoadError
+from openmedclip.models.hub_folder import CONFIG_FILE, WEIGHT_FILES
+from openmedclip.models.loaded import LoadedModel
+
+
+def save_model(loaded: LoadedModel, folder: str | Path) -> Path:
+    """Write ``open_clip_config.json``, ``open_clip_model.safetensors`` and, for a Hugging Face text tower,
+    its ``config.json`` and tokenizer files into ``folder`` (created if needed); return the folder.
+
+    Weights keep their current dtype; ``load_model(folder, precision=...)`` casts them again.
+    """
+    model_cfg = loaded.spec.extra.get("model_cfg")
+    preprocess_cfg = loaded.spec.extra.get("preprocess_cfg")
+    if model_cfg is None or preprocess_cfg is None:
+        raise ModelLoadError(loaded.spec.name, "only open_clip models can be saved in the hub format")
+    folder = Path(folder).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
+    state = {key: value.detach().cpu().clone().contiguous() for key, value in loaded.model.state_dict().items()}
+    weights = folder / WEIGHT_FILES[0]
+    partial = weights.with_name(weights.name + ".partial")
+    save_file(state, str(partial), metadata={"format": "pt"})
+    os.replace(partial, weights)
+    text = getattr(loaded.model, "text", None)
+    if isinstance(text, HFTextEncoder):
+        text.config.save_pretrained(folder)
+    if hasattr(loaded.tokenizer, "save_pretrained"):
+        loaded.tokenizer.save_pretrained(str(folder))
+    return folder

@@ -1,0 +1,248 @@
+"""Sentence banks: per-modality YAML files mapping each class to varied, clinically phrased sentences.
+
+A bank file looks like::
+
+    modality: chest X-ray
+    description: what the bank covers
+    classes:
+      Pneumothorax:
+        aliases: [PTX]                  # optional, other names for the class
+        positive: pneumothorax          # optional, CheXzero-style pair for multi-label scoring
+        negative: no pneumothorax
+        sentences:
+          - Frontal chest radiograph showing a right apical pneumothorax.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
+
+import yaml
+
+from ..errors import InvalidInputError
+
+MIN_SENTENCES = 10
+"""Fewest sentences a class needs to pass `validate_bank`."""
+
+_CLASS_KEYS = {"aliases", "sentences", "positive", "negative"}
+_BANK_KEYS = {"modality", "description", "classes"}
+
+TokenCounter = Callable[[str], int | Sequence[int]]
+
+
+@dataclass
+class SentenceBank:
+    """Sentences per class for one modality, with optional aliases and positive/negative prompt pairs."""
+
+    modality: str
+    classes: dict[str, list[str]]
+    pairs: dict[str, tuple[str, str]] = field(default_factory=dict)
+    aliases: dict[str, list[str]] = field(default_factory=dict)
+    name: str = ""
+    description: str = ""
+
+    @property
+    def class_names(self) -> list[str]:
+        """The class names, in file order."""
+        return list(self.classes)
+
+    def resolve(self, name: str) -> str:
+        """The class that `name` names, matching class names first, then aliases (case-insensitive)."""
+        key = _normalise(name)
+        for class_name in self.classes:
+            if _normalise(class_name) == key:
+                return class_name
+        for class_name, names in self.aliases.items():
+            if key in {_normalise(alias) for alias in names}:
+                return class_name
+        raise InvalidInputError(
+            f"class {name!r} is not in sentence bank '{self.name or self.modality}' "
+            f"(classes: {', '.join(self.classes)})"
+        )
+
+    def sentences(self, name: str) -> list[str]:
+        """The sentences of the class named `name` (a class name or an alias)."""
+        return self.classes[self.resolve(name)]
+
+
+class ClassRef(NamedTuple):
+    """Where `find_class` found a class: the built-in bank's name and the class name in it."""
+
+    bank: str
+    class_name: str
+
+
+def list_banks() -> list[str]:
+    """Names of the built-in banks (file stems under ``openmedclip/prompts/banks``)."""
+    return sorted(p.name[: -len(".yaml")] for p in _bank_dir().iterdir() if p.name.endswith(".yaml"))
+
+
+def load_bank(name_or_path: str | Path) -> SentenceBank:
+    """Load a built-in bank by name (see `list_banks`) or a bank YAML file by path."""
+    if isinstance(name_or_path, Path) or Path(name_or_path).name != name_or_path or name_or_path.endswith(
+        (".yaml", ".yml")
+    ):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise InvalidInputError(f"{path}: sentence bank file not found")
+        return parse_bank(path.read_text(encoding="utf-8"), name=path.stem, source=str(path))
+    resource = _bank_dir().joinpath(f"{name_or_path}.yaml")
+    if not resource.is_file():
+        raise InvalidInputError(
+            f"unknown sentence bank {name_or_path!r} "
+            f"(built-in: {', '.join(list_banks())}; or give the path of a .yaml file)"
+        )
+    source = f"built-in bank '{name_or_path}'"
+    return parse_bank(resource.read_text(encoding="utf-8"), name=name_or_path, source=source)
+
+
+def parse_bank(text: str, *, name: str = "", source: str = "<string>") -> SentenceBank:
+    """Build a bank from YAML text; `source` names it in error messages."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(f"{source}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("classes"), dict):
+        raise InvalidInputError(f"{source}: a sentence bank needs a 'classes' mapping")
+    _check_keys(data, _BANK_KEYS, source)
+    bank = SentenceBank(
+        modality=str(data.get("modality") or ""),
+        classes={},
+        name=name,
+        description=str(data.get("description") or ""),
+    )
+    for class_name, entry in data["classes"].items():
+        where = f"{source}: class {class_name!r}"
+        if not isinstance(class_name, str):
+            raise InvalidInputError(f"{where}: class names must be strings (quote them in YAML)")
+        if not isinstance(entry, dict):
+            raise InvalidInputError(f"{where}: expected a mapping with 'sentences'")
+        _check_keys(entry, _CLASS_KEYS, where)
+        bank.classes[class_name] = _string_list(entry.get("sentences"), f"{where} sentences")
+        if entry.get("aliases"):
+            bank.aliases[class_name] = _string_list(entry["aliases"], f"{where} aliases")
+        if ("positive" in entry) != ("negative" in entry):
+            raise InvalidInputError(f"{where}: 'positive' and 'negative' must be given together")
+        if "positive" in entry:
+            bank.pairs[class_name] = (str(entry["positive"]), str(entry["negative"]))
+    return bank
+
+
+def bank_to_dict(bank: SentenceBank) -> dict:
+    """The YAML-ready mapping of a bank (the inverse of `parse_bank`)."""
+    classes: dict[str, dict] = {}
+    for class_name, sentences in bank.classes.items():
+        entry: dict = {}
+        if bank.aliases.get(class_name):
+            entry["aliases"] = list(bank.aliases[class_name])
+        if class_name in bank.pairs:
+            entry["positive"], entry["negative"] = bank.pairs[class_name]
+        entry["sentences"] = list(sentences)
+        classes[class_name] = entry
+    return {"modality": bank.modality, "description": bank.description, "classes": classes}
+
+
+def find_class(name: str) -> list[ClassRef]:
+    """Built-in banks with a class called `name` (case-insensitive): name matches first, then aliases."""
+    by_name: list[ClassRef] = []
+    by_alias: list[ClassRef] = []
+    key = _normalise(name)
+    for bank_name in list_banks():
+        bank = load_bank(bank_name)
+        for class_name in bank.classes:
+            if _normalise(class_name) == key:
+                by_name.append(ClassRef(bank_name, class_name))
+            elif key in {_normalise(a) for a in bank.aliases.get(class_name, [])}:
+                by_alias.append(ClassRef(bank_name, class_name))
+    return by_name + by_alias
+
+
+def validate_bank(
+    bank: SentenceBank, tokenizer: TokenCounter | None = None, context_length: int = 77
+) -> list[str]:
+    """Problems with a bank, one line each; an empty list means it is fit for use.
+
+    Checks: empty or duplicate sentences (ignoring case and whitespace) within and across classes, fewer
+    than `MIN_SENTENCES` per class, sentences or pair prompts longer than `context_length` tokens, empty or
+    double-negative pair prompts, aliases shared by two classes. `tokenizer` takes a sentence and returns its
+    token count including start/end tokens, or its token ids; by default open_clip's `SimpleTokenizer`
+    count plus 2.
+    """
+    count = _open_clip_count if tokenizer is None else tokenizer
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for class_name, sentences in bank.classes.items():
+        if len(sentences) < MIN_SENTENCES:
+            problems.append(f"{class_name}: {len(sentences)} sentences, at least {MIN_SENTENCES} needed")
+        for i, sentence in enumerate(sentences):
+            where = f"{class_name} sentence {i + 1}"
+            key = _normalise(sentence)
+            if not key:
+                problems.append(f"{where}: empty")
+                continue
+            if key in seen:
+                problems.append(f"{where}: duplicates {seen[key]}: {sentence!r}")
+            else:
+                seen[key] = where
+            problems.extend(_length_problem(where, sentence, count, context_length))
+    for class_name, (positive, negative) in bank.pairs.items():
+        if class_name not in bank.classes:
+            problems.append(f"{class_name}: prompt pair for a class the bank does not have")
+        for role, text in (("positive", positive), ("negative", negative)):
+            if not _normalise(text):
+                problems.append(f"{class_name} {role} prompt: empty")
+            problems.extend(_length_problem(f"{class_name} {role} prompt", text, count, context_length))
+        if _normalise(negative).startswith("no no "):
+            problems.append(f"{class_name} negative prompt: double negative {negative!r}")
+        if _normalise(positive) == _normalise(negative):
+            problems.append(f"{class_name}: positive and negative prompts are the same")
+    owner: dict[str, str] = {_normalise(c): c for c in bank.classes}
+    for class_name, names in bank.aliases.items():
+        for alias in names:
+            other = owner.setdefault(_normalise(alias), class_name)
+            if other != class_name:
+                problems.append(f"{class_name}: alias {alias!r} also names {other}")
+    return problems
+
+
+def _length_problem(where: str, text: str, count: TokenCounter, context_length: int) -> list[str]:
+    result = count(text)
+    n = result if isinstance(result, int) else len(result)
+    return [f"{where}: {n} tokens, over the context length {context_length}"] if n > context_length else []
+
+
+@functools.lru_cache(maxsize=1)
+def _simple_tokenizer():
+    from open_clip.tokenizer import SimpleTokenizer
+
+    return SimpleTokenizer()
+
+
+def _open_clip_count(text: str) -> int:
+    return len(_simple_tokenizer().encode(text)) + 2
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", str(text)).strip().casefold()
+
+
+def _bank_dir():
+    return resources.files("openmedclip.prompts").joinpath("banks")
+
+
+def _check_keys(mapping: dict, allowed: set[str], where: str) -> None:
+    unknown = set(map(str, mapping)) - allowed
+    if unknown:
+        raise InvalidInputError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(allowed)})")
+
+
+def _string_list(value: object, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidInputError(f"{where}: expected a list of strings")
+    return list(value)

@@ -1,0 +1,1 @@
+"""Tasks built on encoded features: zero-shot classification (probe, retrieval and heat maps follow)."""

@@ -1,0 +1,238 @@
+"""Zero-shot classification with text prompts.
+
+Multi-class: each class is described by several sentences (templates × class name, or a per-class sentence list);
+its text embedding is the re-normalised mean of the normalised sentence embeddings, and class probabilities are the
+softmax of the model's logit scale times the cosine similarities.
+
+Multi-label (CheXzero style): each label has a positive and a negative prompt set; the probability of the label is
+the softmax over the (positive, negative) pair of scaled similarities. Labels may bring their own pair, so a label
+such as "No Finding" is never negated into "no No Finding".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from ..embed import EncodedImages, ImageItem, ItemError, encode_images, encode_texts
+from ..errors import InvalidInputError
+from ..models.loaded import LoadedModel
+from ..prompts import SentenceBank, fill_templates, find_class, load_bank, resolve_templates
+
+Labels = Union[Sequence[str], Mapping[str, Sequence[str]]]
+"""Class names (combined with templates) or a mapping of class name to its own sentences."""
+
+Pairs = Mapping[str, tuple[Union[str, Sequence[str]], Union[str, Sequence[str]]]]
+"""Per-label (positive, negative) prompts for multi-label classification; each side a sentence or a list."""
+
+_NEGATED_PREFIXES = ("no ", "not ", "without ")
+_NEGATIVE_LABELS = {"normal", "no finding", "healthy", "none"}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The verdict for one image: the chosen label(s) and the probability of every label."""
+
+    item: str
+    labels: list[str]
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"item": self.item, "labels": self.labels, "probabilities": self.probabilities}
+
+
+@dataclass
+class ZeroShotResult:
+    """Probabilities for every readable image (rows) and label (columns), plus the items that failed."""
+
+    mode: str
+    labels: list[str]
+    items: list[str]
+    probabilities: np.ndarray
+    """``[N, C]`` float32: softmax rows for ``multiclass``, independent P(label) for ``multilabel``."""
+    prompts: dict[str, Any]
+    errors: list[ItemError] = field(default_factory=list)
+    threshold: float = 0.5
+
+    def predictions(self) -> list[Prediction]:
+        """One prediction per image: the arg-max class, or every label above ``threshold`` for multi-label."""
+        results = []
+        for item, row in zip(self.items, self.probabilities):
+            probabilities = {label: round(float(p), 6) for label, p in zip(self.labels, row)}
+            if self.mode == "multiclass":
+                chosen = [self.labels[int(np.argmax(row))]]
+            else:
+                chosen = [label for label, p in zip(self.labels, row) if p >= self.threshold]
+            results.append(Prediction(item, chosen, probabilities))
+        return results
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "labels": self.labels,
+            "threshold": self.threshold if self.mode == "multilabel" else None,
+            "predictions": [prediction.to_dict() for prediction in self.predictions()],
+            "errors": [error.to_dict() for error in self.errors],
+            "prompts": self.prompts,
+        }
+
+
+def _as_bank(bank: str | SentenceBank | None) -> SentenceBank | None:
+    return load_bank(bank) if isinstance(bank, (str, Path)) else bank
+
+
+def class_prompts(
+    labels: Labels, templates: str | Sequence[str] | None = None, bank: str | SentenceBank | None = None
+) -> dict[str, list[str]]:
+    """Sentences per class: a mapping is used as given; with a sentence bank each name (or alias) takes the
+    bank's sentences; otherwise plain names are combined with the templates."""
+    bank = _as_bank(bank)
+    if isinstance(labels, Mapping):
+        prompts = {str(name): [str(s) for s in sentences] for name, sentences in labels.items()}
+        empty = [name for name, sentences in prompts.items() if not sentences]
+        if empty:
+            raise InvalidInputError(f"no sentences given for class(es): {', '.join(empty)}")
+    elif bank is not None:
+        prompts = {name: bank.sentences(name) for name in labels}
+    else:
+        chosen = resolve_templates(templates)
+        prompts = {name: fill_templates(chosen, name) for name in labels}
+    if not prompts:
+        raise InvalidInputError("no class labels given")
+    if len(prompts) != len(labels):
+        raise InvalidInputError("class labels must be unique")
+    return prompts
+
+
+def _as_list(prompts: str | Sequence[str]) -> list[str]:
+    return [prompts] if isinstance(prompts, str) else list(prompts)
+
+
+def _bank_pair(label: str, bank: SentenceBank | None) -> tuple[str, str] | None:
+    """The label's (positive, negative) phrase from the given bank, else from the first built-in bank with one."""
+    if bank is not None:
+        return bank.pairs.get(bank.resolve(label))
+    for ref in find_class(label):
+        pair = load_bank(ref.bank).pairs.get(ref.class_name)
+        if pair:
+            return pair
+    return None
+
+
+def label_pairs(
+    labels: Sequence[str],
+    pairs: Pairs | None = None,
+    templates: str | Sequence[str] | None = "single",
+    bank: str | SentenceBank | None = None,
+) -> dict[str, tuple[list[str], list[str]]]:
+    """Positive and negative prompts per label for multi-label classification.
+
+    In order of precedence: a pair in ``pairs`` is used exactly as given; a pair phrase from ``bank`` (or, without
+    a bank, from the built-in bank that knows the label, e.g. "No Finding" in ``chest_xray``) is filled into the
+    templates; otherwise the templates are filled with the label (positive) and ``"no <label>"`` (negative). A label
+    that is itself a negation or a normal finding (e.g. "normal") has no automatic negative and must bring a pair.
+    The default template set ``single`` uses the phrases bare, as CheXzero does.
+    """
+    chosen = resolve_templates(templates)
+    pairs = pairs or {}
+    bank = _as_bank(bank)
+    result: dict[str, tuple[list[str], list[str]]] = {}
+    for label in labels:
+        if label in pairs:
+            positive, negative = pairs[label]
+            result[label] = (_as_list(positive), _as_list(negative))
+            continue
+        phrase = _bank_pair(label, bank)
+        if phrase:
+            result[label] = (fill_templates(chosen, phrase[0]), fill_templates(chosen, phrase[1]))
+            continue
+        lowered = label.strip().lower()
+        if lowered in _NEGATIVE_LABELS or lowered.startswith(_NEGATED_PREFIXES):
+            raise InvalidInputError(
+                f"label '{label}' cannot be negated automatically; give it a (positive, negative) prompt pair"
+            )
+        result[label] = (fill_templates(chosen, label), fill_templates(chosen, f"no {label}"))
+    if not result:
+        raise InvalidInputError("no labels given")
+    return result
+
+
+def text_classifier(loaded: LoadedModel, prompts: Mapping[str, Sequence[str]]) -> torch.Tensor:
+    """``[C, D]`` class embeddings: the re-normalised mean of each class's normalised sentence embeddings."""
+    sentences = [sentence for group in prompts.values() for sentence in group]
+    features = encode_texts(loaded, sentences)
+    sizes = [len(group) for group in prompts.values()]
+    means = torch.stack([chunk.mean(dim=0) for chunk in torch.split(features, sizes)])
+    return torch.nn.functional.normalize(means, dim=-1)
+
+
+def _image_features(
+    loaded: LoadedModel, images: Sequence[ImageItem] | EncodedImages, **encode_options: Any
+) -> EncodedImages:
+    if isinstance(images, EncodedImages):
+        return images
+    if len(images) == 0:
+        raise InvalidInputError("no images given")
+    return encode_images(loaded, images, **encode_options)
+
+
+def _similarity(encoded: EncodedImages, text_features: torch.Tensor) -> torch.Tensor:
+    """``[N, C]`` image–text dot products; ``[0, C]`` when no image could be read."""
+    if not encoded.indices:
+        return torch.empty(0, text_features.shape[0])
+    return encoded.features @ text_features.T
+
+
+def zero_shot(
+    model: LoadedModel | str,
+    images: Sequence[ImageItem] | EncodedImages,
+    labels: Labels,
+    *,
+    templates: str | Sequence[str] | None = None,
+    multilabel: bool = False,
+    pairs: Pairs | None = None,
+    bank: str | SentenceBank | None = None,
+    threshold: float = 0.5,
+    **encode_options: Any,
+) -> ZeroShotResult:
+    """Classify images with text prompts.
+
+    ``model`` is a ``LoadedModel`` or anything ``load_model`` accepts. ``images`` are paths, PIL images,
+    ``MedicalImage`` objects or already-encoded features. ``bank`` (a built-in sentence bank name, a bank YAML
+    path or a ``SentenceBank``) supplies each class's sentences, or each label's prompt pair with ``multilabel``.
+    ``templates`` defaults to the ``medical`` set for multi-class and to bare phrases for multi-label. ``encode_options`` go to ``encode_images``
+    (``batch_size``, ``num_workers``, ``read_options``, ``progress``).
+    """
+    if isinstance(model, str):
+        from ..models import load_model
+
+        model = load_model(model)
+    scale = model.logit_scale
+    if multilabel:
+        if isinstance(labels, Mapping):
+            raise InvalidInputError("multi-label classification takes label names and optional prompt pairs")
+        prompt_pairs = label_pairs(list(labels), pairs, templates or "single", bank)
+        positive = text_classifier(model, {label: pos for label, (pos, _) in prompt_pairs.items()})
+        negative = text_classifier(model, {label: neg for label, (_, neg) in prompt_pairs.items()})
+        encoded = _image_features(model, images, **encode_options)
+        probabilities = torch.sigmoid(scale * _similarity(encoded, positive - negative))
+        prompts: dict[str, Any] = {label: {"positive": p, "negative": n} for label, (p, n) in prompt_pairs.items()}
+    else:
+        prompts = class_prompts(labels, templates, bank)
+        classifier = text_classifier(model, prompts)
+        encoded = _image_features(model, images, **encode_options)
+        probabilities = torch.softmax(scale * _similarity(encoded, classifier), dim=-1)
+    return ZeroShotResult(
+        mode="multilabel" if multilabel else "multiclass",
+        labels=list(prompts),
+        items=encoded.items,
+        probabilities=probabilities.numpy().astype(np.float32),
+        prompts=prompts,
+        errors=encoded.errors,
+        threshold=threshold,
+    )

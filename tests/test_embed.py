@@ -1,0 +1,78 @@
+"""The encoding engine against the model's own forward pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from openmedclip.embed import encode_images, encode_texts
+from openmedclip.errors import InvalidInputError
+from openmedclip.models import load_model
+
+
+def _reference_image_features(loaded, paths) -> torch.Tensor:
+    pixels = torch.stack([loaded.preprocess(Image.open(p).convert("RGB")) for p in paths])
+    with torch.no_grad():
+        return F.normalize(loaded.model.encode_image(pixels).float(), dim=-1)
+
+
+def test_image_features_match_direct_forward_and_are_normalised(tiny_model, image_folder):
+    paths = sorted(image_folder.rglob("*.png"))
+    encoded = encode_images(tiny_model, paths, batch_size=4, num_workers=0)
+    assert encoded.features.dtype == torch.float32
+    assert encoded.indices == list(range(len(paths)))
+    assert torch.allclose(encoded.features.norm(dim=-1), torch.ones(len(paths)), atol=1e-5)
+    assert torch.allclose(encoded.features, _reference_image_features(tiny_model, paths), atol=1e-5)
+
+
+def test_loader_workers_give_the_same_features(tiny_model, image_folder):
+    paths = sorted(image_folder.rglob("*.png"))
+    serial = encode_images(tiny_model, paths, batch_size=2, num_workers=0)
+    parallel = encode_images(tiny_model, paths, batch_size=2, num_workers=2)
+    assert parallel.indices == serial.indices
+    assert torch.allclose(parallel.features, serial.features, atol=1e-6)
+
+
+def test_bad_items_are_reported_and_skipped_without_losing_good_ones(tiny_model, image_folder):
+    good = sorted(image_folder.rglob("*.png"))
+    empty = image_folder / "empty.png"
+    empty.write_bytes(b"")
+    corrupt = image_folder / "corrupt.png"
+    corrupt.write_bytes(good[0].read_bytes()[:60])
+    items = [good[0], empty, good[1], image_folder / "missing.png", corrupt, good[2]]
+    encoded = encode_images(tiny_model, items, batch_size=2, num_workers=0)
+    assert encoded.indices == [0, 2, 5]
+    assert [e.index for e in encoded.errors] == [1, 3, 4]
+    assert all(e.item in e.message or e.item.endswith(".png") for e in encoded.errors)
+    assert str(empty) in {e.item for e in encoded.errors}
+    assert torch.allclose(encoded.features, _reference_image_features(tiny_model, good[:3]), atol=1e-5)
+
+
+def test_pil_images_are_accepted(tiny_model):
+    image = Image.fromarray(np.full((30, 30), 128, dtype=np.uint8))  # greyscale: converted to RGB
+    encoded = encode_images(tiny_model, [image])
+    assert encoded.features.shape == (1, tiny_model.model.text_projection.shape[1])
+
+
+def test_text_features_match_direct_forward(tiny_model):
+    texts = ["chest x-ray", "no pneumothorax", "axial CT of the abdomen"]
+    features = encode_texts(tiny_model, texts, batch_size=2)
+    with torch.no_grad():
+        expected = F.normalize(tiny_model.model.encode_text(tiny_model.tokenizer(texts)).float(), dim=-1)
+    assert torch.allclose(features, expected, atol=1e-5)
+    with pytest.raises(InvalidInputError):
+        encode_texts(tiny_model, [])
+
+
+def test_bf16_weights_give_close_features(tiny_model_dir, image_folder):
+    paths = sorted(image_folder.rglob("*.png"))
+    fp32 = encode_images(load_model(tiny_model_dir, device="cpu"), paths, num_workers=0)
+    bf16_model = load_model(tiny_model_dir, device="cpu", precision="bf16")
+    assert next(bf16_model.model.parameters()).dtype == torch.bfloat16
+    bf16 = encode_images(bf16_model, paths, num_workers=0)
+    assert bf16.features.dtype == torch.float32
+    cosine = (fp32.features * bf16.features).sum(dim=-1)
+    assert cosine.min() > 0.98
