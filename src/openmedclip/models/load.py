@@ -10,7 +10,7 @@ import open_clip
 import torch
 
 from openmedclip.errors import ModelLoadError
-from openmedclip.models.checkpoint import read_state_dict
+from openmedclip.models.checkpoint import read_base_weights, read_state_dict
 from openmedclip.models.device import resolve_device, resolve_dtype
 from openmedclip.models.hub_folder import CONFIG_FILE, find_weights, read_config
 from openmedclip.models.loaded import LoadedModel, ModelSpec
@@ -35,6 +35,7 @@ class _Source:
     preprocess_cfg: dict
     weights: Path | None
     folder: Path | None = None
+    base_weights: dict[str, str] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
 
@@ -72,7 +73,9 @@ def load_model(
     source = _locate(name_or_path, weights)
     model = build_model(source.model_cfg, folder=source.folder, name=name)
     if source.weights is not None:
-        load_strict(model, read_state_dict(source.weights, name), name=name, source=source.weights)
+        state = read_base_weights(source.base_weights, name, model.state_dict())
+        state.update(read_state_dict(source.weights, name))
+        load_strict(model, state, name=name, source=source.weights)
     preprocess, preprocess_cfg = build_preprocess(model, source.preprocess_cfg)
     tokenizer, context_length = build_tokenizer(source.model_cfg, folder=source.folder, name=name)
     model.to(device=target, dtype=dtype).eval()
@@ -81,7 +84,12 @@ def load_model(
         architecture=source.architecture,
         source=str(source.weights) if source.weights is not None else "random",
         format=source.format,
-        extra={**source.extra, "model_cfg": source.model_cfg, "preprocess_cfg": preprocess_cfg},
+        extra={
+            **source.extra,
+            "model_cfg": source.model_cfg,
+            "preprocess_cfg": preprocess_cfg,
+            "base_weights": source.base_weights,
+        },
     )
     return LoadedModel(model, preprocess, tokenizer, context_length, spec, target, dtype)
 
@@ -111,10 +119,11 @@ def _hub_folder(folder: Path, name: str, weights: Path | None, entry: RegistryEn
     config = folder / CONFIG_FILE
     try:
         if config.is_file():
-            model_cfg, preprocess_cfg = read_config(config, name)
+            model_cfg, preprocess_cfg, base_weights = read_config(config, name)
             weights = weights or find_weights(folder, name)
         elif entry is not None and entry.architecture is not None:
             model_cfg, preprocess_cfg = open_clip.get_model_config(entry.architecture), dict(entry.preprocess)
+            base_weights = {}
             weights = weights or find_weights(folder, name, any_checkpoint=True)
         else:
             raise ModelLoadError(name, f"{folder} has no {CONFIG_FILE} (not an open_clip hub folder)")
@@ -133,6 +142,7 @@ def _hub_folder(folder: Path, name: str, weights: Path | None, entry: RegistryEn
         preprocess_cfg=preprocess_cfg,
         weights=weights,
         folder=folder,
+        base_weights=base_weights,
         extra=extra,
     )
 

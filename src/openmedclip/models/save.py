@@ -14,11 +14,14 @@ from openmedclip.models.hub_folder import CONFIG_FILE, WEIGHT_FILES
 from openmedclip.models.loaded import LoadedModel
 
 
-def save_model(loaded: LoadedModel, folder: str | Path) -> Path:
+def save_model(loaded: LoadedModel, folder: str | Path, *, base_weights: dict[str, str] | None = None) -> Path:
     """Write ``open_clip_config.json``, ``open_clip_model.safetensors`` and, for a Hugging Face text tower,
     its ``config.json`` and tokenizer files into ``folder`` (created if needed); return the folder.
 
-    Weights keep their current dtype; ``load_model(folder, precision=...)`` casts them again.
+    ``base_weights`` (default: those the model was loaded with) maps state-dict prefixes of frozen towers to
+    where their weights live; keys under those prefixes are not written, and loading takes them from there.
+    Pass ``{}`` to write every weight. Weights keep their current dtype; ``load_model(folder, precision=...)``
+    casts them again.
     """
     model_cfg = loaded.spec.extra.get("model_cfg")
     preprocess_cfg = loaded.spec.extra.get("preprocess_cfg")
@@ -26,9 +29,17 @@ def save_model(loaded: LoadedModel, folder: str | Path) -> Path:
         raise ModelLoadError(loaded.spec.name, "only open_clip models can be saved in the hub format")
     folder = Path(folder).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
+    if base_weights is None:
+        base_weights = loaded.spec.extra.get("base_weights") or {}
     config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
+    if base_weights:
+        config["base_weights"] = dict(base_weights)
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
-    state = {key: value.detach().cpu().clone().contiguous() for key, value in loaded.model.state_dict().items()}
+    state = {
+        key: value.detach().cpu().clone().contiguous()
+        for key, value in loaded.model.state_dict().items()
+        if not key.startswith(tuple(base_weights))
+    }
     weights = folder / WEIGHT_FILES[0]
     partial = weights.with_name(weights.name + ".partial")
     save_file(state, str(partial), metadata={"format": "pt"})
