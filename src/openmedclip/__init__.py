@@ -26,6 +26,11 @@ _EXPORTS = {
     "encode_texts": "openmedclip.embed",
     "zero_shot": "openmedclip.tasks.zeroshot",
     "ZeroShotResult": "openmedclip.tasks.zeroshot",
+    "linear_probe": "openmedclip.tasks.probe",
+    "ProbeResult": "openmedclip.tasks.probe",
+    "retrieve": "openmedclip.tasks.retrieval",
+    "retrieval_metrics": "openmedclip.tasks.retrieval",
+    "RetrievalResult": "openmedclip.tasks.retrieval",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

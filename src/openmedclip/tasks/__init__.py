@@ -1,1 +1,1 @@
-"""Tasks built on encoded features: zero-shot classification (probe, retrieval and heat maps follow)."""
+"""Tasks built on encoded features: zero-shot classification, linear probes, retrieval."""
