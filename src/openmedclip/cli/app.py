@@ -11,6 +11,7 @@ import typer
 
 from ..errors import InvalidInputError, OpenMedClipError
 from . import render
+from .evaluate import eval_command, report_command
 
 app = typer.Typer(
     name="openmedclip",
@@ -116,6 +117,29 @@ def zeroshot(
     if result.errors:
         render.stderr.print(f"{len(result.errors)} of {len(files)} file(s) skipped")
         raise typer.Exit(1)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(
+    context: typer.Context,
+    recipe: Annotated[Optional[Path], typer.Option(help="Training recipe YAML (see configs/train/).")] = None,
+) -> None:
+    """Train or fine-tune a CLIP model: a recipe plus --KEY VALUE overrides of its fields (see docs/training.md).
+
+    Several processes or nodes: torchrun --nproc_per_node N -m openmedclip.train --recipe R.yaml
+    """
+    import json
+
+    from ..train.cli import parse_args, run_from_cli
+
+    _, overrides = parse_args(context.args)
+    summary = run_from_cli(recipe, overrides)
+    shown = {key: value for key, value in summary.to_dict().items() if key != "losses"}
+    typer.echo(json.dumps(shown, indent=2))
+
+
+app.command("eval")(eval_command)
+app.command("report")(report_command)
 
 
 @app.command()

@@ -76,7 +76,8 @@ def tokenizer_dir(hf_tokenizer_name: str, folder: Path | None, model: str) -> Pa
 def _find(
     reference: str, folder: Path | None, names: tuple[str, ...], accept: Callable[[Path], bool]
 ) -> Path | None:
-    for candidate in (folder, package_path(reference) or Path(reference).expanduser()):
+    relative = folder / reference if folder is not None and not reference.startswith(PACKAGE_SCHEME) else None
+    for candidate in (folder, relative, package_path(reference) or Path(reference).expanduser()):
         if candidate is not None and any(accept(candidate / name) for name in names if (candidate / name).is_file()):
             return candidate
     for name in names:

@@ -22,7 +22,7 @@ from openmedclip.models.open_clip_build import (
     describe_architecture,
 )
 from openmedclip.models.registry import REGISTRY, RegistryEntry
-from openmedclip.models.strict import load_strict
+from openmedclip.models.strict import load_base_only, load_strict
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,9 @@ def load_model(
       ``$OPENMEDCLIP_MODELS/<name>/`` or the Hugging Face cache, e.g. ``'biomedclip'``, ``'openai/ViT-B-16'``;
     - an open_clip architecture name (``'ViT-B-16'``): random weights, or those in ``checkpoint``;
     - a folder in open_clip's hub format (``open_clip_config.json`` + ``open_clip_model.safetensors``);
-    - a checkpoint file with an ``open_clip_config.json`` beside it.
+    - a checkpoint file with an ``open_clip_config.json`` beside it;
+    - an architecture file (``*.json`` shaped like ``open_clip_config.json``): random weights, except the frozen
+      towers its ``base_weights`` name, which are loaded (the starting point of training a new model).
 
     A ``Path`` is always read as a path. ``checkpoint`` replaces the weights of any of these; every key of a
     checkpoint must match the model.
@@ -76,6 +78,8 @@ def load_model(
         state = read_base_weights(source.base_weights, name, model.state_dict())
         state.update(read_state_dict(source.weights, name))
         load_strict(model, state, name=name, source=source.weights)
+    elif source.base_weights:
+        load_base_only(model, read_base_weights(source.base_weights, name, model.state_dict()), source.base_weights)
     preprocess, preprocess_cfg = build_preprocess(model, source.preprocess_cfg)
     tokenizer, context_length = build_tokenizer(source.model_cfg, folder=source.folder, name=name)
     model.to(device=target, dtype=dtype).eval()
@@ -109,6 +113,8 @@ def _locate(name_or_path: str | Path, weights: Path | None) -> _Source:
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return _hub_folder(path, str(name_or_path), weights, None)
+    if path.is_file() and path.suffix.lower() == ".json":
+        return _architecture_file(path, str(name_or_path), weights)
     if path.is_file():
         return _checkpoint_beside_config(path, str(name_or_path), weights)
     raise ModelLoadError(name_or_path, _unknown_name_message(str(name_or_path)))
@@ -144,6 +150,19 @@ def _hub_folder(folder: Path, name: str, weights: Path | None, entry: RegistryEn
         folder=folder,
         base_weights=base_weights,
         extra=extra,
+    )
+
+
+def _architecture_file(path: Path, name: str, weights: Path | None) -> _Source:
+    model_cfg, preprocess_cfg, base_weights = read_config(path, name)
+    return _Source(
+        architecture=describe_architecture(model_cfg),
+        format="checkpoint" if weights is not None else "config",
+        model_cfg=model_cfg,
+        preprocess_cfg=preprocess_cfg,
+        weights=weights,
+        folder=path.parent,
+        base_weights=base_weights,
     )
 
 

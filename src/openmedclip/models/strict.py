@@ -42,6 +42,16 @@ def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], *, name:
     model.load_state_dict({key: value for key, value in state.items() if key in expected}, strict=False)
 
 
+def load_base_only(model: torch.nn.Module, state: dict[str, torch.Tensor], base_weights: dict[str, str]) -> None:
+    """Load frozen-tower weights into an otherwise random model: every key under each prefix must be present."""
+    expected = model.state_dict()
+    for prefix, location in base_weights.items():
+        missing = [k for k in expected if k.startswith(prefix) and k not in state and k not in TOLERATED_KEYS]
+        if missing:
+            raise ModelLoadError(location, "base weights do not cover the tower: " + _listing("missing", missing))
+    model.load_state_dict(state, strict=False)
+
+
 def _adapt(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Known, lossless renames: pre-2.0 open_clip text keys, scalar vs 1-element ``logit_scale``."""
     state = dict(state)

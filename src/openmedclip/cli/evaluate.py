@@ -1,0 +1,103 @@
+"""``openmedclip eval`` and ``openmedclip report``: parse options, call :mod:`openmedclip.eval`, print a summary."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import InvalidInputError
+from . import render
+
+
+def _names(text: str | None, option: str) -> list[str]:
+    names = [part.strip() for part in (text or "").split(",") if part.strip()]
+    if text is not None and not names:
+        raise InvalidInputError(f"{option} needs at least one comma-separated name")
+    return names
+
+
+def _integers(text: str, option: str) -> list[int]:
+    parts = _names(text, option)
+    bad = [part for part in parts if not part.lstrip("-").isdigit()]
+    if bad:
+        raise InvalidInputError(f"{option}: expected comma-separated integers, got {bad[0]!r}")
+    return [int(part) for part in parts]
+
+
+def _shots(text: str) -> list[int | None]:
+    """``1,2,all`` -> ``[1, 2, None]`` (None: every training row)."""
+    parts = _names(text, "--k-shots")
+    return [None if part.lower() == "all" else _integers(part, "--k-shots")[0] for part in parts]
+
+
+def _log(message: str) -> None:
+    render.stderr.print(message, highlight=False, soft_wrap=True)
+
+
+def eval_command(
+    suite: Annotated[str, typer.Option("--suite", "-s", help="Built-in suite (local, unimed21) or a suite YAML.")],
+    model: Annotated[
+        list[str], typer.Option("--model", "-m", help="Model name or path (repeat for several models).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the result JSONs (and the feature cache).")],
+    data_root: Annotated[
+        Optional[Path], typer.Option(help="Folder the suite's paths are relative to (default: $OPENMEDCLIP_DATA).")
+    ] = None,
+    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated: zeroshot, probe, retrieval.")] = None,
+    datasets: Annotated[Optional[str], typer.Option(help="Comma-separated dataset names (default: all).")] = None,
+    bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the intervals (0: none).")] = 1000,
+    k_shots: Annotated[str, typer.Option(help="Linear-probe shots per class; 'all': every row.")] = "1,2,4,8,16,all",
+    seeds: Annotated[str, typer.Option(help="Seeds of the k-shot subsets.")] = "0,1,2",
+    limit: Annotated[Optional[int], typer.Option(min=1, help="At most N items per split (quick runs).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, mps (default: best available).")] = None,
+    precision: Annotated[str, typer.Option(help="fp32, bf16 (fast on CPU) or fp16 (GPU).")] = "fp32",
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: OUT/.cache).")] = None,
+    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse and store encoded features.")] = True,
+) -> None:
+    """Evaluate models on a suite: one JSON per (model, dataset, task) under OUT."""
+    from ..eval.runner import EvalOptions, resolve_data_root, run_suite
+    from ..eval.suite import TASKS, load_suite
+
+    options = EvalOptions(
+        tasks=_names(tasks, "--tasks") or TASKS,
+        datasets=_names(datasets, "--datasets"),
+        n_bootstrap=bootstrap,
+        k_shots=_shots(k_shots),
+        seeds=_integers(seeds, "--seeds"),
+        limit=limit,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        cache_dir=cache_dir,
+        use_cache=cache,
+        progress=sys.stderr.isatty(),
+    )
+    chosen = load_suite(suite)
+    root = resolve_data_root(data_root)
+    summary = run_suite(chosen, model, out, root, options, log=_log)
+    _log(f"wrote {len(summary.written)} result file(s) to {out}")
+    if summary.skipped:
+        _log(f"{len(summary.skipped)} dataset(s)/task(s) skipped (data not found)")
+    for failure in summary.failed:
+        _log(f"[red]failed[/red] {failure['dataset']} / {failure['task']} ({failure['model']}): {failure['error']}")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def report_command(
+    results: Annotated[Path, typer.Argument(help="Folder written by 'openmedclip eval'.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where to write (default: RESULTS).")] = None,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Also draw PNG plots.")] = True,
+) -> None:
+    """Tables (Markdown, CSV) and plots from a results folder."""
+    from ..eval.report import write_report
+
+    files = write_report(results, out, plots=plots, progress=sys.stderr.isatty())
+    for path in (files.markdown, files.csv, files.metrics_csv):
+        typer.echo(str(path))
+    if files.plots:
+        typer.echo(f"{len(files.plots)} plot(s) in {(out or results) / 'plots'}")

@@ -1,0 +1,167 @@
+"""Aggregate result JSONs into tables: ``report.md`` and ``report.csv`` (datasets × models, headline metrics with
+intervals, e.g. ``0.843 [0.810, 0.870]``), ``metrics.csv`` (every scalar metric, one row each) and plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from openmedclip.errors import InvalidInputError
+from openmedclip.eval.atomic import write_text
+
+HEADLINES: dict[str, tuple[str, ...]] = {
+    "zeroshot_classification": ("acc1", "auroc", "mean_auroc"),
+    "linear_probe": ("lp_acc1",),
+    "zeroshot_retrieval": ("image_retrieval_recall@5", "text_retrieval_recall@5"),
+}
+"""Metrics shown in the Markdown/CSV tables, per task (a table per metric that some result has)."""
+
+TASK_TITLES = {
+    "zeroshot_classification": "Zero-shot classification",
+    "linear_probe": "Linear probe (all training rows, first seed)",
+    "zeroshot_retrieval": "Image–text retrieval",
+}
+
+RESULT_KEYS = ("dataset", "model", "task", "metrics")
+
+
+@dataclass
+class ReportFiles:
+    """What `write_report` wrote."""
+
+    markdown: Path
+    csv: Path
+    metrics_csv: Path
+    plots: list[Path] = field(default_factory=list)
+
+
+def load_results(folder: Path) -> list[dict[str, Any]]:
+    """Every result JSON under ``folder`` (files with the CLIP_benchmark keys), sorted by task, dataset, model."""
+    if not folder.is_dir():
+        raise InvalidInputError(f"{folder}: results folder not found")
+    results = []
+    for path in sorted(folder.rglob("*.json")):
+        if ".cache" in path.relative_to(folder).parts:
+            continue
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise InvalidInputError(f"{path}: not valid JSON ({err.msg})") from None
+        if isinstance(payload, dict) and all(key in payload for key in RESULT_KEYS):
+            results.append(payload)
+    if not results:
+        raise InvalidInputError(f"{folder}: no result files (run 'openmedclip eval' first)")
+    return sorted(results, key=lambda r: (r["task"], r["dataset"], model_label(r)))
+
+
+def load_summaries(folder: Path) -> list[dict[str, Any]]:
+    """The ``summary.json`` of every model run under ``folder``."""
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*/summary.json"))]
+
+
+def model_label(result: dict[str, Any]) -> str:
+    """The column name of a result's model."""
+    return str(result.get("model_slug") or result["model"])
+
+
+def format_cell(result: dict[str, Any] | None, metric: str) -> str:
+    """``value [low, high]`` with three decimals; ``value`` alone without an interval; ``—`` when absent."""
+    value = None if result is None else result["metrics"].get(metric)
+    if value is None:
+        return "—"
+    low, high = (result.get("ci") or {}).get(metric) or (None, None)
+    if low is None or high is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def headline_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Models, and rows ``[task, metric, dataset, cell per model]`` for the headline metrics."""
+    models = sorted({model_label(r) for r in results})
+    index = {(r["task"], r["dataset"], model_label(r)): r for r in results}
+    rows = []
+    tasks = {r["task"] for r in results}
+    for task in [*(t for t in HEADLINES if t in tasks), *sorted(tasks - set(HEADLINES))]:
+        datasets = sorted({r["dataset"] for r in results if r["task"] == task})
+        for metric in HEADLINES.get(task, ()):
+            if not any(metric in r["metrics"] for r in results if r["task"] == task):
+                continue
+            for dataset in datasets:
+                cells = [format_cell(index.get((task, dataset, m)), metric) for m in models]
+                rows.append([task, metric, dataset, *cells])
+    return models, rows
+
+
+def markdown(results: Sequence[dict[str, Any]], summaries: Sequence[dict[str, Any]] = ()) -> str:
+    """The Markdown report: a table per (task, headline metric), then skipped and failed datasets."""
+    models, rows = headline_rows(results)
+    level = results[0].get("ci_level", 0.95)
+    suites = ", ".join(sorted({str(r.get("suite", "?")) for r in results}))
+    lines = ["# Evaluation report", "", f"Suite(s): {suites}. Cells: value [{level:.0%} bootstrap interval]."]
+    shown = None
+    for task, metric, dataset, *cells in rows:
+        if (task, metric) != shown:
+            shown = (task, metric)
+            lines += ["", f"## {TASK_TITLES.get(task, task)} — {metric}", ""]
+            lines += ["| dataset | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
+        lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    lines += _notes(summaries)
+    return "\n".join(lines) + "\n"
+
+
+def _notes(summaries: Sequence[dict[str, Any]]) -> list[str]:
+    skipped = {(s["dataset"], s.get("task", ""), s["reason"]) for run in summaries for s in run.get("skipped", [])}
+    failed = {(f["model"], f["dataset"], f["task"], f["error"]) for run in summaries for f in run.get("failed", [])}
+    lines = []
+    if skipped:
+        lines += ["", "## Skipped (data not found)", ""]
+        lines += [f"- {d}{' (' + t + ')' if t else ''}: {reason}" for d, t, reason in sorted(skipped)]
+    if failed:
+        lines += ["", "## Failed", ""]
+        lines += [f"- {d} / {t} ({m}): {error}" for m, d, t, error in sorted(failed)]
+    return lines
+
+
+def _csv_text(header: list[str], rows: list[list[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def metric_rows(results: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """Rows ``[model, dataset, task, metric, value, low, high, n_items]`` for every scalar metric."""
+    rows = []
+    for r in results:
+        for metric, value in r["metrics"].items():
+            low, high = (r.get("ci") or {}).get(metric) or (None, None)
+            rows.append([model_label(r), r["dataset"], r["task"], metric, value, low, high, r.get("n_items")])
+    return rows
+
+
+def write_report(folder: Path, out: Path | None = None, *, plots: bool = True, progress: bool = False) -> ReportFiles:
+    """Write ``report.md``, ``report.csv``, ``metrics.csv`` and (with ``plots``) PNGs under ``out/plots``."""
+    results = load_results(folder)
+    out = out or folder
+    models, rows = headline_rows(results)
+    files = ReportFiles(out / "report.md", out / "report.csv", out / "metrics.csv")
+    texts = {
+        files.markdown: markdown(results, load_summaries(folder)),
+        files.csv: _csv_text(["task", "metric", "dataset", *models], rows),
+        files.metrics_csv: _csv_text(
+            ["model", "dataset", "task", "metric", "value", "low", "high", "n_items"], metric_rows(results)
+        ),
+    }
+    for path, text in texts.items():
+        write_text(path, text)
+    if plots:
+        from openmedclip.eval.plots import write_plots
+
+        files.plots = write_plots(results, out / "plots", progress=progress)
+    return files

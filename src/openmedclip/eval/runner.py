@@ -1,0 +1,394 @@
+"""Run a suite: models × datasets × tasks -> one JSON per (model, dataset, task) under the output folder.
+
+Layout of the output folder::
+
+    <out>/<model>/<dataset>/<task>.json   CLIP_benchmark-shaped result (task: zeroshot_classification, ...)
+    <out>/<model>/summary.json            what ran, what was skipped (missing data) and what failed
+    <out>/.cache/                         feature cache (see openmedclip.eval.cache), unless another is given
+
+Datasets whose files are missing under the data root are skipped, not failed. Sources are opened once and
+shared by every model; each model's image features come from the cache when nothing they depend on changed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from openmedclip import __version__
+from openmedclip.data import DataSource, open_source
+from openmedclip.embed import EncodedImages, ItemError, encode_images, encode_texts
+from openmedclip.errors import ImageReadError, InvalidInputError, OpenMedClipError
+from openmedclip.eval.atomic import write_json
+from openmedclip.eval.cache import FeatureCache, data_fingerprint, digest, model_fingerprint
+from openmedclip.eval.records import TaskRecord, probe_record, retrieval_record, zeroshot_record
+from openmedclip.eval.suite import TASKS, DatasetEntry, Suite, missing_paths, resolve_spec
+from openmedclip.models import LoadedModel, load_model
+
+DATA_ENV = "OPENMEDCLIP_DATA"
+"""Environment variable naming the data root when ``--data-root`` is not given."""
+
+CI_LEVEL = 0.95
+
+
+@dataclass
+class EvalOptions:
+    """How to run a suite; the defaults match the ``openmedclip eval`` command."""
+
+    tasks: Sequence[str] = TASKS
+    datasets: Sequence[str] = ()
+    n_bootstrap: int = 1000
+    k_shots: Sequence[int | None] = (1, 2, 4, 8, 16, None)
+    seeds: Sequence[int] = (0, 1, 2)
+    limit: int | None = None
+    """At most this many items per split, evenly spaced over the split (quick runs)."""
+    batch_size: int = 32
+    device: str | None = None
+    precision: str = "fp32"
+    cache_dir: Path | None = None
+    """Feature cache folder; default ``<out>/.cache``."""
+    use_cache: bool = True
+    progress: bool = False
+
+
+@dataclass
+class RunSummary:
+    """Files written, datasets or tasks skipped for missing data, and tasks that failed."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Split:
+    source: DataSource
+    spec: dict[str, Any]
+    rows: list[int]
+    targets: np.ndarray
+    """Class indices ``[N]`` or 0/1 matrix ``[N, C]`` over the suite's class names, for every source row."""
+
+
+@dataclass
+class _Prepared:
+    entry: DatasetEntry
+    tasks: list[str]
+    test: _Split
+    train: _Split | None
+    class_names: list[str]
+    open_s: float
+
+
+def resolve_data_root(given: Path | None) -> Path:
+    """``given``, else ``$OPENMEDCLIP_DATA``; it must be an existing folder."""
+    chosen = given or (Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None)
+    if chosen is None:
+        raise InvalidInputError(f"no data root: pass --data-root DIR or set ${DATA_ENV}")
+    if not chosen.is_dir():
+        raise InvalidInputError(f"{chosen}: data root is not a folder")
+    return chosen
+
+
+def model_slug(name: str) -> str:
+    """A folder name for a model: registry/architecture names as they are, paths by folder name + short hash."""
+    path = Path(name).expanduser()
+    if path.exists():
+        return f"{re.sub(r'[^A-Za-z0-9._-]+', '_', path.name)}-{digest(str(path.resolve()))[:6]}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def select_rows(n: int, limit: int | None) -> list[int]:
+    """All rows, or ``limit`` rows evenly spaced over ``[0, n)`` (deterministic)."""
+    if limit is None or limit >= n:
+        return list(range(n))
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(int)).tolist()
+
+
+def _targets(source: DataSource, mapping: dict[str, str], where: str) -> np.ndarray:
+    """Source labels re-indexed to the order of ``mapping`` (class indices, or a 0/1 matrix for multi-label)."""
+    if source.task == "image-text":
+        return np.zeros(0)
+    unknown = [label for label in source.label_names if label not in mapping]
+    if unknown:
+        raise InvalidInputError(f"{where}: label(s) {unknown} are not among the classes {list(mapping)}")
+    order = list(mapping)
+    columns = [order.index(label) for label in source.label_names]
+    if source.task == "multiclass":
+        return np.asarray(columns, dtype=np.int64)[source.targets]
+    matrix = np.zeros((len(source), len(order)), dtype=np.float32)
+    matrix[:, columns] = source.labels
+    return matrix
+
+
+def _split(
+    source: DataSource, spec: dict[str, Any], mapping: dict[str, str], limit: int | None, where: str
+) -> _Split:
+    return _Split(source, spec, select_rows(len(source), limit), _targets(source, mapping, where))
+
+
+def _check_tasks(tasks: list[str], split: _Split, where: str) -> None:
+    source = split.source
+    if {"zeroshot", "probe"} & set(tasks) and source.task == "image-text":
+        raise InvalidInputError(f"{where}: zeroshot/probe need class labels; {source.name} has none")
+    if "probe" in tasks and source.task != "multiclass":
+        raise InvalidInputError(f"{where}: probe needs a multiclass source; {source.name} is {source.task}")
+    if "retrieval" in tasks and not any(source.captions(i) for i in split.rows):
+        raise InvalidInputError(f"{where}: retrieval needs captions; {source.name} has none")
+
+
+def prepare(
+    entry: DatasetEntry, data_root: Path, options: EvalOptions, summary: RunSummary, origin: str
+) -> _Prepared | None:
+    """Open a dataset's sources; None when none of its tasks is wanted or its data is missing (noted as skipped)."""
+    tasks = [t for t in entry.tasks if t in options.tasks]
+    if not tasks:
+        return None
+    where = f"{origin}: dataset '{entry.name}'"
+    spec = resolve_spec(entry.source, data_root)
+    missing = missing_paths(spec)
+    if missing:
+        summary.skipped.append({"dataset": entry.name, "reason": f"not found: {', '.join(missing)}"})
+        return None
+    start = time.perf_counter()
+    source = open_source(spec)
+    mapping = entry.classes or {label: label for label in source.label_names}
+    test = _split(source, spec, mapping, options.limit, where)
+    train = None
+    train_spec = entry.train_source()
+    if "probe" in tasks and train_spec is not None:
+        train_spec = resolve_spec(train_spec, data_root)
+        missing = missing_paths(train_spec)
+        if missing:
+            reason = f"not found: {', '.join(missing)}"
+            summary.skipped.append({"dataset": entry.name, "task": "probe", "reason": reason})
+            tasks.remove("probe")
+        else:
+            train = _split(open_source(train_spec), train_spec, mapping, options.limit, f"{where} train")
+    _check_tasks(tasks, test, where)
+    return _Prepared(entry, tasks, test, train, list(mapping.values()), time.perf_counter() - start)
+
+
+def _encode(loaded: LoadedModel, source: DataSource, rows: list[int], options: EvalOptions) -> EncodedImages:
+    """Features of ``rows``; ``indices`` and error indices are positions in ``rows``, ``items`` are source keys."""
+    paths = getattr(source, "paths", None)
+    early: list[ItemError] = []
+    if paths is not None:
+        items: list[Any] = [paths[r] for r in rows]
+        positions = list(range(len(rows)))
+    else:
+        items, positions = [], []
+        for position, row in enumerate(rows):
+            try:
+                items.append(source.image(row))
+                positions.append(position)
+            except ImageReadError as err:
+                early.append(ItemError(position, source.keys[row], err.problem))
+    encoded = encode_images(
+        loaded,
+        items,
+        batch_size=options.batch_size,
+        read_options=getattr(source, "read_options", None),
+        progress=options.progress,
+    )
+    indices = [positions[i] for i in encoded.indices]
+    late = [ItemError(positions[e.index], source.keys[rows[positions[e.index]]], e.message) for e in encoded.errors]
+    errors = sorted(early + late, key=lambda e: e.index)
+    return EncodedImages(encoded.features, indices, [source.keys[rows[i]] for i in indices], errors)
+
+
+class _ModelRun:
+    """One model over the prepared datasets, with its cache fingerprint."""
+
+    def __init__(self, name: str, loaded: LoadedModel, cache: FeatureCache, options: EvalOptions):
+        self.name, self.loaded, self.cache, self.options = name, loaded, cache, options
+        self.fingerprint = model_fingerprint(loaded)
+        self.status = "miss" if cache.folder is not None else "off"
+
+    def images(self, split: _Split, used: dict[str, tuple[str, float]], name: str) -> EncodedImages:
+        """Features of a split (cached); notes the cache status and seconds under ``used[name]``."""
+        start = time.perf_counter()
+        key = digest([self.fingerprint, data_fingerprint(split.source, split.rows, split.spec), "images"])
+        encoded, hit = self.cache.images(key, lambda: _encode(self.loaded, split.source, split.rows, self.options))
+        used[name] = ("hit" if hit else self.status, time.perf_counter() - start)
+        return encoded
+
+    def texts(self, texts: list[str], used: dict[str, tuple[str, float]]) -> torch.Tensor:
+        """Features of captions (cached); notes the cache status and seconds under ``used['texts']``."""
+        start = time.perf_counter()
+        key = digest([self.fingerprint, "texts", texts])
+        features, hit = self.cache.texts(key, partial(encode_texts, self.loaded, texts, progress=self.options.progress))
+        used["texts"] = ("hit" if hit else self.status, time.perf_counter() - start)
+        return features
+
+
+def _captions(split: _Split, encoded: EncodedImages) -> tuple[list[str], list[int]]:
+    texts, owner = [], []
+    for position, index in enumerate(encoded.indices):
+        for caption in split.source.captions(split.rows[index]):
+            texts.append(caption)
+            owner.append(position)
+    return texts, owner
+
+
+def _encoded_targets(split: _Split, encoded: EncodedImages) -> np.ndarray:
+    """The targets of the rows that were encoded, in feature order."""
+    return split.targets[np.asarray(split.rows)[encoded.indices]]
+
+
+def _run_task(
+    task: str, prep: _Prepared, run: _ModelRun, encoded: EncodedImages, used: dict[str, tuple[str, float]]
+) -> TaskRecord:
+    options = run.options
+    if not encoded.indices:
+        raise InvalidInputError(f"dataset '{prep.entry.name}': none of its {len(prep.test.rows)} images could be read")
+    if task == "zeroshot":
+        return zeroshot_record(
+            run.loaded,
+            encoded.features,
+            _encoded_targets(prep.test, encoded),
+            prep.class_names,
+            prep.entry.prompts,
+            multilabel=prep.test.source.task == "multilabel",
+            n_bootstrap=options.n_bootstrap,
+        )
+    if task == "probe":
+        train = run.images(prep.train, used, "train_images")
+        return probe_record(
+            train.features,
+            _encoded_targets(prep.train, train),
+            encoded.features,
+            _encoded_targets(prep.test, encoded),
+            prep.class_names,
+            k_shots=options.k_shots,
+            seeds=options.seeds,
+            n_bootstrap=options.n_bootstrap,
+        )
+    texts, owner = _captions(prep.test, encoded)
+    text_features = run.texts(texts, used)
+    return retrieval_record(encoded.features, text_features, owner, n_bootstrap=options.n_bootstrap)
+
+
+def _skipped_items(split: _Split, encoded: EncodedImages) -> list[dict[str, str]]:
+    listed = [{"key": key, "reason": reason} for key, reason in split.source.skipped]
+    return listed + [{"key": e.item, "reason": e.message} for e in encoded.errors]
+
+
+def _payload(
+    suite: Suite, prep: _Prepared, run: _ModelRun, record: TaskRecord, extra: dict[str, Any]
+) -> dict[str, Any]:
+    spec = run.loaded.spec
+    return {
+        "dataset": prep.entry.name,
+        "model": run.name,
+        "pretrained": spec.source,
+        "task": record.task,
+        "metrics": record.metrics,
+        "language": "en",
+        "ci": record.ci,
+        "ci_level": CI_LEVEL,
+        "n_bootstrap": run.options.n_bootstrap,
+        "suite": suite.name,
+        "modality": prep.entry.modality,
+        "n_items": record.n_items,
+        "model_slug": model_slug(run.name),
+        "model_spec": {"name": spec.name, "architecture": spec.architecture, "format": spec.format},
+        "options": {
+            "limit": run.options.limit,
+            "k_shots": ["all" if k is None else k for k in run.options.k_shots],
+            "seeds": list(run.options.seeds),
+        },
+        "openmedclip_version": __version__,
+        **extra,
+        **record.extra,
+        "details": record.details,
+        "plots": record.plots,
+    }
+
+
+def _evaluate_dataset(suite: Suite, prep: _Prepared, run: _ModelRun, out: Path, summary: RunSummary) -> None:
+    test_used: dict[str, tuple[str, float]] = {}
+    encoded = run.images(prep.test, test_used, "test_images")
+    for task in prep.tasks:
+        used = dict(test_used)
+        start = time.perf_counter()
+        try:
+            record = _run_task(task, prep, run, encoded, used)
+        except OpenMedClipError as err:
+            summary.failed.append({"model": run.name, "dataset": prep.entry.name, "task": task, "error": str(err)})
+            continue
+        task_encode_s = sum(seconds for name, (_, seconds) in used.items() if name not in test_used)
+        timings = {
+            "open_s": prep.open_s,
+            "encode_s": sum(seconds for _, seconds in used.values()),
+            "task_s": time.perf_counter() - start - task_encode_s,
+        }
+        extra = {
+            "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
+            "cache": {name: status for name, (status, _) in used.items()},
+            "skipped_items": _skipped_items(prep.test, encoded),
+        }
+        path = out / model_slug(run.name) / prep.entry.name / f"{record.task}.json"
+        write_json(path, _payload(suite, prep, run, record, extra))
+        summary.written.append(path)
+
+
+def run_suite(
+    suite: Suite,
+    models: Sequence[str],
+    out: Path,
+    data_root: Path,
+    options: EvalOptions | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> RunSummary:
+    """Evaluate every model on the suite's datasets; see the module docstring for what is written."""
+    options = options or EvalOptions()
+    unknown = [t for t in options.tasks if t not in TASKS]
+    if unknown:
+        raise InvalidInputError(f"unknown task(s) {unknown} (known: {list(TASKS)})")
+    if not models:
+        raise InvalidInputError("no model given: pass --model at least once")
+    summary = RunSummary()
+    prepared = []
+    for entry in suite.select(list(options.datasets)):
+        try:
+            prep = prepare(entry, data_root, options, summary, suite.origin)
+        except OpenMedClipError as err:
+            summary.failed.append({"model": "*", "dataset": entry.name, "task": "*", "error": str(err)})
+            continue
+        if prep is not None:
+            prepared.append(prep)
+    for item in summary.skipped:
+        log(f"skipped {item['dataset']}{' ' + item['task'] if 'task' in item else ''}: {item['reason']}")
+    cache = FeatureCache((options.cache_dir or out / ".cache") if options.use_cache else None)
+    for name in models:
+        if prepared:
+            run = _ModelRun(name, load_model(name, device=options.device, precision=options.precision), cache, options)
+        for prep in prepared:
+            log(f"{model_slug(name)} · {prep.entry.name}: {', '.join(prep.tasks)} on {len(prep.test.rows)} items")
+            _evaluate_dataset(suite, prep, run, out, summary)
+        _write_summary(suite, name, out, data_root, summary)
+    return summary
+
+
+def _write_summary(suite: Suite, name: str, out: Path, data_root: Path, summary: RunSummary) -> None:
+    slug = model_slug(name)
+    written = [str(p.relative_to(out)) for p in summary.written if p.parts[len(out.parts)] == slug]
+    failed = [f for f in summary.failed if f["model"] in (name, "*")]
+    payload = {
+        "suite": suite.name,
+        "model": name,
+        "data_root": str(data_root),
+        "results": written,
+        "skipped": summary.skipped,
+        "failed": failed,
+    }
+    write_json(out / slug / "summary.json", payload)

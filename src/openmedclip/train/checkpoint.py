@@ -1,0 +1,152 @@
+"""Training checkpoints: model weights in the open_clip hub format plus optimizer and loop state, atomically.
+
+Layout under ``<out_dir>/checkpoints``::
+
+    step-00000120/   open_clip_config.json, open_clip_model.safetensors (``load_model`` reads this folder),
+                     optimizer.pt (optimizer state dict), state.pt (epoch, step, scheduler, scaler, RNG states)
+    latest           the name of the newest complete checkpoint folder
+
+A checkpoint is written into a temporary folder and renamed into place, and ``latest`` is replaced only
+after that, so a crash at any moment leaves the previous checkpoint complete and pointed to.
+The ``.pt`` files hold only tensors, numbers, strings and containers: they load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from openmedclip.errors import InvalidInputError
+from openmedclip.models import LoadedModel, save_model
+from openmedclip.models.checkpoint import read_state_dict
+from openmedclip.models.hub_folder import find_weights
+from openmedclip.models.strict import load_strict
+
+LATEST = "latest"
+OPTIMIZER_FILE = "optimizer.pt"
+STATE_FILE = "state.pt"
+TMP_PREFIX = ".tmp-"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def save_checkpoint(
+    root: Path,
+    step: int,
+    loaded: LoadedModel,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    keep: int = 0,
+) -> Path:
+    """Write checkpoint ``step`` under `root`, point ``latest`` to it and keep the newest `keep` (0: all)."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / checkpoint_name(step)
+    tmp = root / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_model(loaded, tmp)
+    torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+    torch.save(state, tmp / STATE_FILE)
+    _fsync_files(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _write_atomic(root / LATEST, final.name)
+    _fsync_dir(root)
+    _prune(root, keep, final.name)
+    return final
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    """The folder ``latest`` names under `root`, or None when there is no checkpoint yet."""
+    pointer = root / LATEST
+    if not pointer.is_file():
+        return None
+    folder = root / pointer.read_text(encoding="utf-8").strip()
+    if not (folder / STATE_FILE).is_file():
+        raise InvalidInputError(f"{pointer} names {folder.name}, which is not a complete checkpoint")
+    return folder
+
+
+def load_weights(model: torch.nn.Module, folder: Path) -> None:
+    """Copy a checkpoint's weights into `model` (every key must match)."""
+    load_strict(model, read_state_dict(find_weights(folder, str(folder)), str(folder)), name=str(folder), source=folder)
+
+
+def load_state(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(optimizer state dict, loop state)`` of a checkpoint, read with ``weights_only=True``."""
+    optimizer = torch.load(folder / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
+    state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+    return optimizer, state
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch (CPU and CUDA) random states as tensors and plain numbers."""
+    version, mt, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64), "gauss": gauss},
+        "numpy": {
+            "kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` returned."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
+    np_state = state["numpy"]
+    np.random.set_state(
+        (np_state["kind"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"], np_state["has_gauss"],
+         np_state["cached"])
+    )
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_files(folder: Path) -> None:
+    for path in folder.iterdir():
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _prune(root: Path, keep: int, current: str) -> None:
+    """Remove leftovers of interrupted writes and all but the newest `keep` checkpoints."""
+    for path in root.glob(f"{TMP_PREFIX}*"):
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    if keep <= 0:
+        return
+    done = sorted(p for p in root.glob("step-*") if p.is_dir() and p.name != current)
+    for old in done[: max(0, len(done) - (keep - 1))]:
+        shutil.rmtree(old, ignore_errors=True)

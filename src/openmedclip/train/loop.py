@@ -1,0 +1,282 @@
+"""`train(config)`: the training loop, from a `TrainConfig` to checkpoints, a JSONL log and a `TrainSummary`."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader
+
+from openmedclip.data import DataSource, open_source
+from openmedclip.data.captions import CaptionSampler
+from openmedclip.data.mixing import MixedSource
+from openmedclip.errors import InvalidInputError
+from openmedclip.models import load_model
+from openmedclip.progress import progress_bar
+from openmedclip.train import checkpoint as ckpt
+from openmedclip.train.config import TrainConfig
+from openmedclip.train.distributed import (
+    Context,
+    barrier,
+    gather_objects,
+    init_distributed,
+    mean_over_ranks,
+    shutdown,
+    wrap,
+)
+from openmedclip.train.log import JsonlLog
+from openmedclip.train.losses import MAX_LOGIT_SCALE, build_loss
+from openmedclip.train.optim import build_optimizer
+from openmedclip.train.pairs import BatchPlan, CaptionChooser, PairDataset
+from openmedclip.train.precision import autocast_factory, grad_scaler
+from openmedclip.train.schedule import warmup_cosine
+from openmedclip.train.step import DualEncoder, backward_step
+from openmedclip.train.towers import prepare_model
+from openmedclip.train.validate import evaluate_retrieval
+
+
+@dataclass
+class TrainSummary:
+    """What a call to `train` did."""
+
+    out_dir: Path
+    checkpoint: Path | None
+    """The newest checkpoint folder (``load_model`` reads it)."""
+    step: int
+    """Optimizer steps done in all, counting those before a resume."""
+    epoch: int
+    """Epochs completed in all."""
+    steps_per_epoch: int
+    losses: list[float] = field(default_factory=list)
+    """Loss of each optimizer step this call ran (mean over processes)."""
+    validation: list[dict[str, Any]] = field(default_factory=list)
+    """``{"epoch", "step", "metrics": {source: {metric: value}}}`` for each validation this call ran."""
+    resumed_from: int | None = None
+    """The step of the checkpoint this call continued from."""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["out_dir"] = str(self.out_dir)
+        out["checkpoint"] = str(self.checkpoint) if self.checkpoint else None
+        return out
+
+
+def train(config: TrainConfig) -> TrainSummary:
+    """Run (or, with ``config.resume``, continue) a training run; under torchrun, one call per process."""
+    ctx = init_distributed(config.device)
+    try:
+        return _Trainer(config, ctx).run()
+    finally:
+        shutdown(ctx)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class _Trainer:
+    """The state of one run; `run` drives it."""
+
+    def __init__(self, config: TrainConfig, ctx: Context):
+        self.config = config
+        self.ctx = ctx
+        self.out_dir = Path(config.out_dir)
+        self.root = self.out_dir / "checkpoints"
+        seed_everything(config.seed)
+        loaded = load_model(config.model, device=ctx.device, precision="fp32", checkpoint=config.checkpoint)
+        self.loaded = prepare_model(
+            loaded,
+            loss=config.loss,
+            lock_image=config.lock_image,
+            lock_text=config.lock_text,
+            grad_checkpointing=config.grad_checkpointing,
+        )
+        self.model = self.loaded.model
+        seed_everything(config.seed + ctx.rank)
+        self.chooser = CaptionChooser(_caption_bank(config), config.seed)
+        self.mixed, self.pairs = self._training_data()
+        self.val_sets = self._validation_data()
+        self.plan = BatchPlan(self.mixed, config.batch_size, config.grad_accum, ctx.rank, ctx.world_size)
+        self.total_steps = config.epochs * self.plan.steps_per_epoch
+        self.optimizer = build_optimizer(self.model, config.lr, config.weight_decay)
+        self.scheduler = warmup_cosine(self.optimizer, config.warmup_steps, self.total_steps)
+        self.scaler = grad_scaler(config.precision, ctx.device)
+        self.autocast = autocast_factory(config.precision, ctx.device)
+        self.loss_fn = build_loss(config.loss, gather=config.gather_features)
+        self.encoder = DualEncoder(self.model)
+        self.log = JsonlLog(self.out_dir / config.log_file if ctx.is_main else None)
+        self.epoch, self.step_in_epoch, self.step = 0, 0, 0
+        self.saved_step: int | None = None
+        self.checkpoint: Path | None = None
+        self.summary_losses: list[float] = []
+        self.validations: list[dict[str, Any]] = []
+
+    def _training_data(self) -> tuple[MixedSource, PairDataset]:
+        """The sources mixed by their ``weight`` (all or none given; none: in proportion to their sizes)."""
+        specs = [dict(spec) for spec in self.config.datasets]
+        weighted = ["weight" in spec for spec in specs]
+        if any(weighted) and not all(weighted):
+            raise InvalidInputError("recipe: give a 'weight' to every dataset or to none")
+        weights = [float(spec.pop("weight")) for spec in specs] if all(weighted) else None
+        sources = [open_source(spec) for spec in specs]
+        mixed = MixedSource(sources, weights, epoch_size=self.config.epoch_size, seed=self.config.seed)
+        loaded = self.loaded
+        pairs = PairDataset(
+            sources, loaded.preprocess, loaded.tokenizer, self.chooser, augment=self.config.augment,
+            seed=self.config.seed,
+        )
+        return mixed, pairs
+
+    def _validation_data(self) -> list[tuple[str, DataSource]]:
+        sources = [open_source(spec) for spec in self.config.val_datasets]
+        names = [source.name for source in sources]
+        return [
+            (name if names.count(name) == 1 else f"{name}-{i}", source)
+            for i, (name, source) in enumerate(zip(names, sources, strict=True))
+        ]
+
+    # -- resume and checkpoints -------------------------------------------------------------------------
+
+    def restore(self) -> int | None:
+        """Continue from the latest checkpoint, if resuming and there is one; return its step."""
+        folder = ckpt.latest_checkpoint(self.root) if self.config.resume else None
+        if folder is None:
+            return None
+        optimizer_state, state = ckpt.load_state(folder)
+        if state["global_batch"] != self.plan.global_batch or state["steps_per_epoch"] != self.plan.steps_per_epoch:
+            raise InvalidInputError(
+                f"{folder}: written with a global batch of {state['global_batch']} and {state['steps_per_epoch']} "
+                f"steps per epoch; this run has {self.plan.global_batch} and {self.plan.steps_per_epoch}"
+            )
+        ckpt.load_weights(self.model, folder)
+        self.optimizer.load_state_dict(optimizer_state)
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        rngs = state["rng"]
+        ckpt.set_rng_state(rngs[self.ctx.rank] if len(rngs) == self.ctx.world_size else rngs[0])
+        self.epoch, self.step_in_epoch, self.step = state["epoch"], state["step_in_epoch"], state["step"]
+        self.saved_step, self.checkpoint = self.step, folder
+        self.log.truncate_after(self.step)
+        return self.step
+
+    def save(self) -> None:
+        """Checkpoint the current position (every process takes part; rank 0 writes)."""
+        rngs = gather_objects(self.ctx, ckpt.rng_state())
+        if self.ctx.is_main:
+            state = {
+                "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "step": self.step,
+                "steps_per_epoch": self.plan.steps_per_epoch, "global_batch": self.plan.global_batch,
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rngs,
+            }
+            self.checkpoint = ckpt.save_checkpoint(
+                self.root, self.step, self.loaded, self.optimizer, state, keep=self.config.keep_checkpoints
+            )
+        else:
+            self.checkpoint = self.root / ckpt.checkpoint_name(self.step)
+        self.saved_step = self.step
+        barrier(self.ctx)
+
+    # -- training -----------------------------------------------------------------------------------------
+
+    def run(self) -> TrainSummary:
+        started = time.perf_counter()
+        resumed_from = self.restore()
+        if self.ctx.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict()), encoding="utf-8")
+        self.log.write({
+            "event": "start", "step": self.step, "epoch": self.epoch, "resumed_from": resumed_from,
+            "world_size": self.ctx.world_size, "global_batch": self.plan.global_batch,
+            "steps_per_epoch": self.plan.steps_per_epoch, "total_steps": self.total_steps,
+        })
+        trained = wrap(self.encoder, self.ctx)
+        while self.epoch < self.config.epochs and not self._reached_max():
+            self._run_epoch(trained)
+            if self.step_in_epoch == self.plan.steps_per_epoch:
+                self._end_epoch()
+        if self.saved_step != self.step:
+            self.save()
+        return TrainSummary(
+            self.out_dir, self.checkpoint, self.step, self.epoch, self.plan.steps_per_epoch,
+            self.summary_losses, self.validations, resumed_from, time.perf_counter() - started,
+        )
+
+    def _reached_max(self) -> bool:
+        return self.config.max_steps is not None and self.step >= self.config.max_steps
+
+    def _run_epoch(self, trained: torch.nn.Module) -> None:
+        config, device = self.config, self.ctx.device
+        loader = DataLoader(
+            self.pairs,
+            batch_sampler=list(self.plan.micro_batches(self.epoch, self.step_in_epoch)),
+            num_workers=config.num_workers,
+            pin_memory=device.type == "cuda",
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+        batches = iter(loader)
+        description = f"epoch {self.epoch + 1}/{config.epochs}"
+        enabled = config.progress and self.ctx.is_main
+        with progress_bar(description, total=self.plan.steps_per_epoch, enabled=enabled) as advance:
+            advance(self.step_in_epoch)
+            while self.step_in_epoch < self.plan.steps_per_epoch and not self._reached_max():
+                micro = [next(batches) for _ in range(config.grad_accum)]
+                micro = [(p.to(device, non_blocking=True), t.to(device, non_blocking=True)) for p, t in micro]
+                self._optimizer_step(trained, micro)
+                advance(1)
+
+    def _optimizer_step(self, trained: torch.nn.Module, micro: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        lr = self.optimizer.param_groups[0]["lr"]
+        loss = backward_step(trained, micro, self.loss_fn, self.autocast, self.scaler.scale)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        with torch.no_grad():
+            self.model.logit_scale.clamp_(max=math.log(MAX_LOGIT_SCALE))
+        self.step += 1
+        self.step_in_epoch += 1
+        value = mean_over_ranks(self.ctx, loss)
+        self.summary_losses.append(value)
+        self.log.write({
+            "event": "step", "step": self.step, "epoch": self.epoch, "loss": value, "lr": lr,
+            "logit_scale": float(self.model.logit_scale.detach().exp().item()),
+        })
+
+    def _end_epoch(self) -> None:
+        every = self.config.val_every
+        if self.val_sets and every and (self.epoch + 1) % every == 0:
+            self._validate()
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self.save()
+
+    def _validate(self) -> None:
+        metrics = {}
+        if self.ctx.is_main:
+            for name, source in self.val_sets:
+                metrics[name] = evaluate_retrieval(
+                    self.encoder, source, preprocess=self.loaded.preprocess, tokenizer=self.loaded.tokenizer,
+                    chooser=self.chooser, batch_size=self.config.batch_size, device=self.ctx.device,
+                    autocast=self.autocast, num_workers=self.config.num_workers,
+                )
+            record = {"epoch": self.epoch, "step": self.step, "metrics": metrics}
+            self.validations.append(record)
+            self.log.write({"event": "validation", **record})
+        barrier(self.ctx)
+
+
+def _caption_bank(config: TrainConfig) -> CaptionSampler | None:
+    """The recipe's caption bank for label-only samples, if it names one."""
+    if not config.captions.get("bank"):
+        return None
+    return CaptionSampler(config.captions["bank"], config.seed, normal_class=config.captions.get("normal_class"))

@@ -1,0 +1,100 @@
+"""Suite files: the built-in suites parse; a malformed suite fails with a message naming the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openmedclip.errors import InvalidInputError
+from openmedclip.eval.suite import list_suites, load_suite, missing_paths, parse_suite, resolve_spec
+
+MODALITIES = {"chest X-ray", "knee MRI", "breast ultrasound", "thyroid ultrasound", "CT (organs)", "retinal fundus"}
+
+
+def test_builtin_suites_ship_with_the_package():
+    assert {"local", "unimed21"} <= set(list_suites())
+
+
+def test_local_suite_covers_the_shared_data():
+    suite = load_suite("local")
+    assert list(suite.datasets) == [
+        "pneumoniamnist", "breastmnist", "retinamnist", "vqa-rad-organ",
+        "medpix-retrieval", "medpix-modality", "medpix-region",
+    ]
+    pneumonia = suite.datasets["pneumoniamnist"]
+    assert pneumonia.tasks == ("zeroshot", "probe")
+    assert pneumonia.train_source() == {"type": "medmnist", "path": "medmnist/pneumoniamnist.npz", "split": "train"}
+    assert suite.datasets["medpix-modality"].prompts == {"bank": "modality"}
+    assert suite.datasets["medpix-retrieval"].tasks == ("retrieval",)
+
+
+def test_unimed21_lists_21_class_folder_datasets():
+    suite = load_suite("unimed21")
+    assert len(suite.datasets) == 21
+    assert all(d.source["type"] == "folders" and d.source["path"] == f"{d.name}/test" for d in suite.datasets.values())
+    assert all(d.classes and d.tasks == ("zeroshot",) for d in suite.datasets.values())
+    assert len(suite.datasets["skin_cancer"].classes) == 16
+    assert list(suite.datasets["NCK_CRC"].classes) == ["ADI", "DEB", "LYM", "MUC", "MUS", "NORM", "STR", "TUM"]
+    assert MODALITIES <= {d.modality for d in suite.datasets.values()}
+    assert sum(d.modality.startswith("histopathology") for d in suite.datasets.values()) == 8
+    # suite-level named templates are resolved into the entry
+    assert suite.datasets["BACH"].prompts["templates"][0] == "a histopathology image of {}."
+
+
+def test_paths_resolve_against_the_data_root(tmp_path):
+    spec = resolve_spec({"type": "table", "path": "a/b.csv", "root": "/abs/images"}, tmp_path)
+    assert spec == {"type": "table", "path": str(tmp_path / "a" / "b.csv"), "root": "/abs/images"}
+    assert missing_paths(spec) == [str(tmp_path / "a" / "b.csv"), "/abs/images"]
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GOOD = "{type: medmnist, path: x.npz, split: test}"
+ZS = "name: x\ndatasets: {a: {source: " + GOOD + ", tasks: [zeroshot]"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("datasets: {a: {source: " + GOOD + ", tasks: [zeroshot]}}", "missing 'name'"),
+        ("name: x", "'datasets' must be a non-empty mapping"),
+        ("name: x\ndatasets: {a: {tasks: [zeroshot]}}", "dataset 'a' source: expected a mapping"),
+        ("name: x\ndatasets: {a: {source: {type: medmnist}, tasks: [zeroshot]}}", "needs 'type' and 'path'"),
+        ("name: x\ndatasets: {a: {source: {type: dicomdir, path: p}, tasks: [zeroshot]}}", "unknown source type"),
+        ("name: x\ndatasets: {a: {source: " + GOOD + ", tasks: [segmentation]}}", "unknown task(s) ['segmentation']"),
+        ("name: x\ndatasets: {a: {source: " + GOOD + "}}", "'tasks' must be a non-empty list"),
+        ("name: x\ndatasets: {a: {source: " + GOOD + ", tasks: [probe]}}", "task 'probe' needs a 'train' split"),
+        (ZS + ", colour: red}}", "unknown key(s) ['colour']"),
+        (ZS + ", prompts: {templates: 'no slot'}}}", "'{}' slot"),
+        (ZS + ", prompts: {bank: modality, sentences: {CT: [a]}}}}", "not both"),
+        (ZS + ", classes: [a, a]}}", "non-empty and unique"),
+        ("name: x\ndatasets: {'a/b': {source: " + GOOD + ", tasks: [zeroshot]}}", "dataset names may hold only"),
+        ("name: x\ndatasets: [a, b", "not valid YAML"),
+    ],
+)
+def test_bad_suite_names_the_file_and_the_problem(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(InvalidInputError) as error:
+        load_suite(path)
+    assert str(path) in str(error.value) and message in str(error.value)
+
+
+def test_unknown_suite_and_dataset_names():
+    with pytest.raises(InvalidInputError, match="unknown suite 'nope'.*local"):
+        load_suite("nope")
+    with pytest.raises(InvalidInputError, match="unknown dataset"):
+        load_suite("local").select(["pneumoniamnist", "chexpert"])
+    with pytest.raises(InvalidInputError, match="suite file not found"):
+        load_suite("missing/suite.yaml")
+
+
+def test_parse_suite_keeps_order_and_defaults():
+    entry = "{source: " + GOOD + ", tasks: [zeroshot, zeroshot]}"
+    suite = parse_suite(f"name: s\ndatasets: {{b: {entry}, a: {entry}}}")
+    assert list(suite.datasets) == ["b", "a"]
+    assert suite.datasets["b"].tasks == ("zeroshot",) and suite.datasets["b"].classes is None

@@ -1,0 +1,93 @@
+"""End-to-end runs on the tiny model and toy pairs: learning, logs, checkpoints, resume, locks, precision."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from openmedclip.models import load_model
+from openmedclip.train import load_recipe, train
+from openmedclip.train.checkpoint import latest_checkpoint, load_state
+from openmedclip.train.log import read_log
+
+
+def _weights(checkpoint) -> dict[str, torch.Tensor]:
+    return load_file(str(checkpoint / "open_clip_model.safetensors"))
+
+
+def test_loss_decreases_and_run_leaves_log_and_loadable_checkpoint(recipe, toy_table):
+    summary = train(load_recipe(None, recipe(epochs=4, val_datasets=[{"type": "table", "path": str(toy_table)}])))
+    assert summary.step == 16 and summary.epoch == 4 and len(summary.losses) == 16
+    assert sum(summary.losses[-4:]) / 4 < sum(summary.losses[:4]) / 4 - 0.3
+    records = read_log(summary.out_dir / "log.jsonl")
+    steps = [r for r in records if r["event"] == "step"]
+    assert [r["step"] for r in steps] == list(range(1, 17))
+    assert [r["loss"] for r in steps] == pytest.approx(summary.losses)
+    validations = [r for r in records if r["event"] == "validation"]
+    assert len(validations) == 4 and set(validations[0]["metrics"]["pairs"]) == {
+        f"{way}_R@{k}" for way in ("image_to_text", "text_to_image") for k in (1, 5, 10)
+    }
+    first, last = validations[0]["metrics"]["pairs"], validations[-1]["metrics"]["pairs"]
+    assert last["image_to_text_R@5"] > first["image_to_text_R@5"]
+    loaded = load_model(summary.checkpoint, device="cpu")
+    assert torch.equal(loaded.model.state_dict()["logit_scale"], _weights(summary.checkpoint)["logit_scale"])
+    assert len(list((summary.out_dir / "checkpoints").glob("step-*"))) == 2  # keep_checkpoints
+
+
+def test_resume_continues_the_same_loss_curve(recipe):
+    options = {"epochs": 3, "grad_accum": 2, "batch_size": 4, "augment": True}
+    straight = train(load_recipe(None, recipe(**options, out_dir=str(recipe()["out_dir"]) + "-straight")))
+    first = train(load_recipe(None, recipe(**options, max_steps=5)))
+    assert first.step == 5 and first.epoch == 1  # stopped in the middle of the second epoch
+    state = load_state(first.checkpoint)[1]
+    assert (state["epoch"], state["step_in_epoch"], state["step"]) == (1, 1, 5)
+    rest = train(load_recipe(None, recipe(**options, resume=True)))
+    assert rest.resumed_from == 5 and rest.step == straight.step == 12
+    assert first.losses + rest.losses == pytest.approx(straight.losses, abs=1e-6)
+    logged = [r["loss"] for r in read_log(rest.out_dir / "log.jsonl") if r["event"] == "step"]
+    assert logged == pytest.approx(straight.losses, abs=1e-6)
+    a, b = _weights(straight.checkpoint), _weights(rest.checkpoint)
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
+
+
+def test_resume_without_checkpoint_starts_afresh_and_after_the_end_does_nothing(recipe):
+    done = train(load_recipe(None, recipe(epochs=1, resume=True)))
+    assert done.resumed_from is None and done.step == 4
+    again = train(load_recipe(None, recipe(epochs=1, resume=True)))
+    assert again.resumed_from == 4 and again.losses == [] and again.checkpoint == latest_checkpoint(
+        done.out_dir / "checkpoints"
+    )
+
+
+def test_locked_towers_do_not_change(recipe, tiny_model_dir):
+    before = load_file(str(tiny_model_dir / "open_clip_model.safetensors"))
+    summary = train(load_recipe(None, recipe(epochs=1, lock_image=True, lock_text=2)))
+    after = _weights(summary.checkpoint)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert not any(k.startswith("visual.") for k in changed)
+    frozen_text = ("transformer.resblocks.0.", "token_embedding", "positional_embedding")
+    assert not any(k.startswith(frozen_text) for k in changed)
+    # lock_text=2 leaves open_clip's last two groups trainable: the projection, and the last block + final norm
+    assert {"text_projection", "ln_final.weight", "logit_scale"} <= changed
+    assert any(k.startswith("transformer.resblocks.1.") for k in changed)
+
+
+def test_bf16_autocast_step_on_cpu(recipe):
+    summary = train(load_recipe(None, recipe(precision="bf16", max_steps=2, grad_accum=2, batch_size=4)))
+    assert len(summary.losses) == 2 and all(torch.isfinite(torch.tensor(summary.losses)))
+    assert all(t.dtype == torch.float32 for t in _weights(summary.checkpoint).values())
+
+
+def test_siglip_adds_a_bias_that_the_checkpoint_keeps(recipe):
+    summary = train(load_recipe(None, recipe(loss="siglip", max_steps=3)))
+    loaded = load_model(summary.checkpoint, device="cpu")
+    assert loaded.model.logit_bias is not None
+    assert loaded.model.logit_bias.item() != pytest.approx(-10.0)  # trained away from its initial value
+
+
+def test_gradient_checkpointing_and_loader_workers_change_nothing(recipe):
+    plain = train(load_recipe(None, recipe(epochs=1, augment=True)))
+    other = recipe(epochs=1, augment=True, grad_checkpointing=True, num_workers=2)
+    varied = train(load_recipe(None, {**other, "out_dir": other["out_dir"] + "-varied"}))
+    assert varied.losses == pytest.approx(plain.losses, abs=1e-6)
