@@ -75,3 +75,12 @@ def test_vqa_rad_images_per_organ(shared_data: Path) -> None:
     assert sample.image.mode == "RGB" and sample.captions == [] and sample.labels == [sample.meta["organ"]]
     modalities = Counter(m["modality"] for m in every.metadata)
     assert {"CT", "MR", "X-ray"} <= set(modalities)
+
+
+def test_vqa_rad_train_only_excludes_every_test_image(shared_data: Path) -> None:
+    folder = shared_data / "vqa_rad"
+    train_only = VQARAD(folder, "train-only")
+    test_keys = set(VQARAD(folder, "test").keys)
+    assert len(train_only) == 111 and len(test_keys) == 203
+    assert not set(train_only.keys) & test_keys
+    assert all(m["splits"] == ["train"] for m in train_only.metadata)

@@ -97,3 +97,25 @@ def test_frozen_hf_text_tower_is_memoised_with_identical_outputs():
     cached.sum().backward()
     assert model.text.proj.weight.grad is not None
     assert json.loads(arch.read_text())["base_weights"]
+
+
+def test_caption_rules_per_dataset():
+    """Captions come from the sample, else its labels via a bank, else its VQA-style fields; seeded per epoch."""
+    from openmedclip.data import Sample
+    from openmedclip.prompts import load_bank
+    from openmedclip.train.loop import caption_chooser
+
+    labelled = Sample(image=None, captions=[], labels=["pneumonia"], key="a", meta={})
+    bank_rule = caption_chooser({"bank": "pediatric_chest_xray"}, seed=0)
+    sentences = set(load_bank("pediatric_chest_xray").sentences("pneumonia"))
+    texts = {bank_rule(labelled, 3, epoch) for epoch in range(5)}
+    assert texts <= sentences and len(texts) > 1
+    qa = [{"question": "Is there a fracture?", "answer": "No"}, {"question": "Is the liver enlarged?", "answer": "Yes"}]
+    vqa = Sample(image=None, captions=[], labels=["ABD"], key="b", meta={"organ": "ABD", "modality": "CT", "qa": qa})
+    fields_rule = caption_chooser({"from_fields": True, "max_qa": 1}, seed=0)
+    caption = fields_rule(vqa, 0, 0)
+    assert caption.startswith("Axial CT") or "CT" in caption.split(".")[0]
+    assert "abdomen" in caption.lower()
+    assert fields_rule(vqa, 0, 0) == caption
+    captioned = Sample(image=None, captions=["x", "y"], labels=[], key="c", meta={})
+    assert fields_rule(captioned, 0, 0) in {"x", "y"}

@@ -143,6 +143,24 @@ app.command("report")(report_command)
 
 
 @app.command()
+def export(
+    source: Annotated[str, typer.Argument(help="Anything --model accepts, e.g. a training checkpoint folder.")],
+    destination: Annotated[Path, typer.Argument(help="Folder to write (open_clip hub format).")],
+    dtype: Annotated[str, typer.Option(help="Stored weight type: fp32, fp16 or bf16.")] = "fp32",
+) -> None:
+    """Write a model as a self-contained hub-format folder (e.g. a checkpoint stored in fp16 for shipping)."""
+    import torch
+
+    from ..models import load_model, save_model
+
+    dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if dtype not in dtypes:
+        raise InvalidInputError(f"--dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
+    folder = save_model(load_model(source, device="cpu"), destination, dtype=dtypes[dtype])
+    typer.echo(f"wrote {folder}")
+
+
+@app.command()
 def models() -> None:
     """List the model names load_model accepts."""
     from ..models import list_models

@@ -28,7 +28,7 @@ SOURCES: dict[str, tuple[Callable[..., DataSource], str]] = {
 ALIASES = {"csv": "table", "jsonl": "table", "imagetexttable": "table", "folders": "classfolders", "wds": "webdataset"}
 
 
-def _canonical(kind: str) -> str:
+def canonical_type(kind: str) -> str:
     """`VQA-RAD`, `vqa_rad` and `vqarad` name the same type."""
     key = re.sub(r"[\s_-]", "", kind.lower())
     return ALIASES.get(key, key)
@@ -63,9 +63,9 @@ def open_source(spec: Mapping | str | Path) -> DataSource:
     options = dict(spec)
     kind = str(options.pop("type", ""))
     known = f"{list(SOURCES)} (aliases: {list(ALIASES)})"
-    if _canonical(kind) not in SOURCES:
+    if canonical_type(kind) not in SOURCES:
         raise InvalidInputError(f"unknown data source type {kind!r}; known types: {known}")
-    build, main = SOURCES[_canonical(kind)]
+    build, main = SOURCES[canonical_type(kind)]
     if "path" in options and main != "path":
         options[main] = options.pop("path")
     params = inspect.signature(build).parameters

@@ -49,7 +49,11 @@ def _read_qa(path: Path) -> list[dict]:
 
 
 class VQARAD(FileSource):
-    """The images of a VQA-RAD split ("train", "test" or "all"), sorted by file name.
+    """The images of a VQA-RAD split, sorted by file name.
+
+    VQA-RAD's splits are of questions, not images: every image asked about in "test" is also asked about in
+    "train". "train-only" is the images no test question refers to, the split to train on when "test" images
+    are evaluated; "train", "test" and "all" are the images their question files refer to.
 
     Label: the image organ (ABD / CHEST / HEAD). Captions are left empty (built later from the raw fields);
     metadata holds `organ`, `modality` (CT / MR / X-ray when the open modality answers state it, else None),
@@ -66,11 +70,11 @@ class VQARAD(FileSource):
         read_options: dict | None = None,
     ):
         folder = Path(folder)
-        if split not in (*SPLIT_FILES, "all"):
-            raise InvalidInputError(f"VQA-RAD split must be 'train', 'test' or 'all', got {split!r}")
+        if split not in (*SPLIT_FILES, "all", "train-only"):
+            raise InvalidInputError(f"VQA-RAD split must be 'train', 'test', 'all' or 'train-only', got {split!r}")
         by_image: dict[str, list[dict]] = {}
         organs: dict[str, set[str]] = {}
-        for part in SPLIT_FILES if split == "all" else [split]:
+        for part in SPLIT_FILES if split in ("all", "train-only") else [split]:
             for record in _read_qa(folder / SPLIT_FILES[part]):
                 image_name = str(record.get("image_name", ""))
                 pair = {k: _clean(record.get(k)) for k in QA_FIELDS} | {"split": part}
@@ -79,6 +83,8 @@ class VQARAD(FileSource):
         rows, bad = [], []
         for image_name in sorted(by_image):
             qa, organ = by_image[image_name], sorted(organs[image_name])
+            if split == "train-only" and any(pair["split"] != "train" for pair in qa):
+                continue
             key = Path(image_name).stem
             if len(organ) != 1 or not organ[0]:
                 bad.append((key, f"organ must be one value, found {organ}"))

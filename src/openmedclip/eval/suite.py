@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from openmedclip.data.factory import SOURCES, _canonical
+from openmedclip.data.factory import SOURCES, canonical_type
 from openmedclip.errors import InvalidInputError
 from openmedclip.prompts import resolve_templates
 
@@ -177,7 +177,7 @@ def _source(spec: object, where: str, *, require_path: bool) -> dict[str, Any]:
         raise InvalidInputError(f"{where}: expected a mapping such as {{type: medmnist, path: x.npz}}")
     if require_path and ("type" not in spec or "path" not in spec):
         raise InvalidInputError(f"{where}: needs 'type' and 'path' (relative to the data root)")
-    if "type" in spec and _canonical(str(spec["type"])) not in SOURCES:
+    if "type" in spec and canonical_type(str(spec["type"])) not in SOURCES:
         raise InvalidInputError(f"{where}: unknown source type {spec['type']!r} (known: {list(SOURCES)})")
     return dict(spec)
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from openmedclip.errors import ModelLoadError
-from openmedclip.models.hf_local import cached_snapshot, hf_cache_dir, hub_url
+from openmedclip.models.hf_local import cached_snapshot, hf_cache_dir, hub_url, package_path
 from openmedclip.models.registry import RegistryEntry
 
 MODELS_ENV = "OPENMEDCLIP_MODELS"
@@ -14,6 +14,11 @@ MODELS_ENV = "OPENMEDCLIP_MODELS"
 
 def registry_folder(entry: RegistryEntry) -> Path:
     """The folder holding ``entry``'s files; ``ModelLoadError`` saying where to get them when there is none."""
+    if entry.bundled:
+        folder = package_path(entry.bundled)
+        if folder is None or not folder.is_dir():
+            raise ModelLoadError(entry.name, f"its files ({entry.bundled}) are missing; reinstall openmedclip")
+        return folder
     root = os.environ.get(MODELS_ENV)
     if root:
         folder = Path(root).expanduser() / entry.name

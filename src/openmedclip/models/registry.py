@@ -36,6 +36,8 @@ class RegistryEntry:
     """Preprocess config used when the folder has no ``open_clip_config.json``."""
     needs: tuple[str, ...] = ()
     """Other hub repositories whose files it needs when they are not in its folder."""
+    bundled: str | None = None
+    """``package:<python package>/<folder>`` for models shipped inside an installed package (no download)."""
 
     @property
     def url(self) -> str:
@@ -57,6 +59,13 @@ def _openai(architecture: str, hf_repo: str) -> RegistryEntry:
 
 ENTRIES: tuple[RegistryEntry, ...] = (
     RegistryEntry(
+        name="openmedclip-base",
+        hf_repo="",
+        format="open_clip-hub",
+        description="openmedclip's built-in small CLIP (ResNet-10-T 64 px + frozen MiniLM), ships with the package",
+        bundled="package:openmedclip/builtin/openmedclip-base",
+    ),
+    RegistryEntry(
         name="biomedclip",
         hf_repo="microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
         format="open_clip-hub",
@@ -73,5 +82,5 @@ ENTRIES: tuple[RegistryEntry, ...] = (
 
 REGISTRY: dict[str, RegistryEntry] = {entry.name: entry for entry in ENTRIES}
 
-DEFAULT_MODEL = "biomedclip"
+DEFAULT_MODEL = "openmedclip-base"
 """The model used when none is named (e.g. by the CLI)."""

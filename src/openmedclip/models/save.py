@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from open_clip.hf_model import HFTextEncoder
+import torch
 from safetensors.torch import save_file
 
 from openmedclip.errors import ModelLoadError
@@ -14,14 +15,20 @@ from openmedclip.models.hub_folder import CONFIG_FILE, WEIGHT_FILES
 from openmedclip.models.loaded import LoadedModel
 
 
-def save_model(loaded: LoadedModel, folder: str | Path, *, base_weights: dict[str, str] | None = None) -> Path:
+def save_model(
+    loaded: LoadedModel,
+    folder: str | Path,
+    *,
+    base_weights: dict[str, str] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
     """Write ``open_clip_config.json``, ``open_clip_model.safetensors`` and, for a Hugging Face text tower,
     its ``config.json`` and tokenizer files into ``folder`` (created if needed); return the folder.
 
     ``base_weights`` (default: those the model was loaded with) maps state-dict prefixes of frozen towers to
     where their weights live; keys under those prefixes are not written, and loading takes them from there.
-    Pass ``{}`` to write every weight. Weights keep their current dtype; ``load_model(folder, precision=...)``
-    casts them again.
+    Pass ``{}`` to write every weight. Floating weights are stored in ``dtype`` (default: as they are, e.g.
+    ``torch.float16`` halves the file); ``load_model(folder, precision=...)`` casts them again.
     """
     model_cfg = loaded.spec.extra.get("model_cfg")
     preprocess_cfg = loaded.spec.extra.get("preprocess_cfg")
@@ -36,7 +43,7 @@ def save_model(loaded: LoadedModel, folder: str | Path, *, base_weights: dict[st
         config["base_weights"] = dict(base_weights)
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
     state = {
-        key: value.detach().cpu().clone().contiguous()
+        key: _stored(value, dtype)
         for key, value in loaded.model.state_dict().items()
         if not key.startswith(tuple(base_weights))
     }
@@ -50,3 +57,10 @@ def save_model(loaded: LoadedModel, folder: str | Path, *, base_weights: dict[st
     if hasattr(loaded.tokenizer, "save_pretrained"):
         loaded.tokenizer.save_pretrained(str(folder))
     return folder
+
+
+def _stored(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    tensor = tensor.detach().cpu()
+    if dtype is not None and tensor.is_floating_point():
+        tensor = tensor.to(dtype)
+    return tensor.clone().contiguous()

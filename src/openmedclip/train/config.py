@@ -16,7 +16,7 @@ from openmedclip.errors import InvalidInputError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 LOSS_NAMES = ("infonce", "siglip")
-CAPTION_KEYS = {"bank", "normal_class"}
+CAPTION_KEYS = {"bank", "normal_class", "from_fields", "max_qa"}
 
 
 @dataclass
@@ -36,7 +36,9 @@ class TrainConfig:
     val_datasets: list[dict] = field(default_factory=list)
     """Image–text sources for retrieval validation (R@1/5/10 both ways), one result per source."""
     captions: dict = field(default_factory=dict)
-    """Caption bank for samples with labels but no captions: ``{bank: <name or yaml>, normal_class: ...}``."""
+    """How samples without captions get one: ``{bank: <name or yaml>, normal_class: ...}`` captions their labels
+    with bank sentences; ``{from_fields: true, max_qa: 2}`` builds one from modality, organ and question–answer
+    metadata (VQA-RAD). A dataset spec may carry its own ``captions`` mapping, which replaces this one for it."""
     epochs: int = 1
     max_steps: int | None = None
     """Stop after this many optimizer steps in all (the schedule still spans `epochs`)."""
@@ -99,10 +101,13 @@ class TrainConfig:
             raise InvalidInputError(f"recipe: 'precision' must be one of {PRECISIONS}, got {self.precision!r}")
         if self.loss not in LOSS_NAMES:
             raise InvalidInputError(f"recipe: 'loss' must be one of {LOSS_NAMES}, got {self.loss!r}")
-        unknown = set(self.captions) - CAPTION_KEYS
-        if unknown:
-            known = sorted(CAPTION_KEYS)
-            raise InvalidInputError(f"recipe: unknown 'captions' option(s) {sorted(unknown)}; known: {known}")
+        for where, captions in [("captions", self.captions)] + [
+            (f"datasets[{i}].captions", spec.get("captions", {})) for i, spec in enumerate(self.datasets)
+        ]:
+            unknown = set(captions) - CAPTION_KEYS
+            if unknown:
+                known = sorted(CAPTION_KEYS)
+                raise InvalidInputError(f"recipe: unknown '{where}' option(s) {sorted(unknown)}; known: {known}")
         for name in ("lock_image", "lock_text"):
             value = getattr(self, name)
             if not isinstance(value, bool) and value < 0:

@@ -103,7 +103,7 @@ class _Trainer:
         )
         self.model = self.loaded.model
         seed_everything(config.seed + ctx.rank)
-        self.chooser = CaptionChooser(_caption_bank(config), config.seed)
+        self.chooser = caption_chooser(config.captions, config.seed)
         self.mixed, self.pairs = self._training_data()
         self.val_sets = self._validation_data()
         self.plan = BatchPlan(self.mixed, config.batch_size, config.grad_accum, ctx.rank, ctx.world_size)
@@ -124,6 +124,10 @@ class _Trainer:
     def _training_data(self) -> tuple[MixedSource, PairDataset]:
         """The sources mixed by their ``weight`` (all or none given; none: in proportion to their sizes)."""
         specs = [dict(spec) for spec in self.config.datasets]
+        choosers = [
+            caption_chooser(spec.pop("captions"), self.config.seed) if "captions" in spec else self.chooser
+            for spec in specs
+        ]
         weighted = ["weight" in spec for spec in specs]
         if any(weighted) and not all(weighted):
             raise InvalidInputError("recipe: give a 'weight' to every dataset or to none")
@@ -132,7 +136,7 @@ class _Trainer:
         mixed = MixedSource(sources, weights, epoch_size=self.config.epoch_size, seed=self.config.seed)
         loaded = self.loaded
         pairs = PairDataset(
-            sources, loaded.preprocess, loaded.tokenizer, self.chooser, augment=self.config.augment,
+            sources, loaded.preprocess, loaded.tokenizer, choosers, augment=self.config.augment,
             seed=self.config.seed,
         )
         return mixed, pairs
@@ -275,8 +279,10 @@ class _Trainer:
         barrier(self.ctx)
 
 
-def _caption_bank(config: TrainConfig) -> CaptionSampler | None:
-    """The recipe's caption bank for label-only samples, if it names one."""
-    if not config.captions.get("bank"):
-        return None
-    return CaptionSampler(config.captions["bank"], config.seed, normal_class=config.captions.get("normal_class"))
+def caption_chooser(captions: dict, seed: int) -> CaptionChooser:
+    """The caption rule a recipe's ``captions`` mapping describes (see `TrainConfig.captions`)."""
+    bank = None
+    if captions.get("bank"):
+        bank = CaptionSampler(captions["bank"], seed, normal_class=captions.get("normal_class"))
+    from_fields = bool(captions.get("from_fields"))
+    return CaptionChooser(bank, seed, from_fields=from_fields, max_qa=int(captions.get("max_qa", 2)))

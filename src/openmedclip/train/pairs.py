@@ -14,7 +14,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from openmedclip.data import DataSource, Sample
-from openmedclip.data.captions import CaptionSampler
+from openmedclip.data.captions import CaptionSampler, caption_from_fields
 from openmedclip.data.mixing import MixedSource
 from openmedclip.errors import InvalidInputError
 
@@ -25,20 +25,28 @@ CROP_AREA = (0.8, 1.0)
 
 
 class CaptionChooser:
-    """The text of a sample at an epoch: one of its captions (seeded), else a bank sentence for its labels."""
+    """The text of a sample at an epoch: one of its captions (seeded), else a caption built from its labels
+    (a bank sentence per label) or, with ``from_fields``, from its metadata (modality, organ and up to
+    ``max_qa`` question–answer pairs drawn per epoch, as VQA-RAD records have them)."""
 
-    def __init__(self, bank: CaptionSampler | None, seed: int):
+    def __init__(self, bank: CaptionSampler | None, seed: int, *, from_fields: bool = False, max_qa: int = 2):
         self.bank = bank
         self.seed = seed
+        self.from_fields = from_fields
+        self.max_qa = max_qa
 
     def __call__(self, sample: Sample, sample_id: int, epoch: int) -> str:
+        rng = random.Random(f"{self.seed}|{sample_id}|{epoch}|caption")
         if sample.captions:
-            pick = random.Random(f"{self.seed}|{sample_id}|{epoch}|caption").randrange(len(sample.captions))
-            return sample.captions[pick]
+            return sample.captions[rng.randrange(len(sample.captions))]
+        if self.from_fields:
+            qa = [(pair.get("question"), pair.get("answer")) for pair in sample.meta.get("qa", [])]
+            chosen = rng.sample(qa, min(self.max_qa, len(qa)))
+            return caption_from_fields(modality=sample.meta.get("modality"), organ=sample.meta.get("organ"), qa=chosen)
         if self.bank is None:
             raise InvalidInputError(
-                f"sample {sample.key!r} has no caption; set 'captions: {{bank: ...}}' in the recipe to caption "
-                "its labels"
+                f"sample {sample.key!r} has no caption; set 'captions: {{bank: ...}}' in the recipe (or on its "
+                "dataset) to caption its labels"
             )
         return self.bank.caption_for_labels(sample.labels, sample_id, epoch)
 
@@ -52,14 +60,16 @@ def random_crop(image: Image.Image, rng: random.Random) -> Image.Image:
 
 
 class PairDataset(Dataset):
-    """``dataset[(epoch, source_idx, item_idx)]`` -> (pixels ``[3, H, W]``, tokens ``[L]``)."""
+    """``dataset[(epoch, source_idx, item_idx)]`` -> (pixels ``[3, H, W]``, tokens ``[L]``).
+
+    ``captions`` is one chooser for every source or one per source."""
 
     def __init__(
         self,
         sources: Sequence[DataSource],
         preprocess: Callable[[Image.Image], torch.Tensor],
         tokenizer: Callable[[list[str]], torch.Tensor],
-        captions: CaptionChooser,
+        captions: CaptionChooser | Sequence[CaptionChooser],
         *,
         augment: bool = False,
         seed: int = 0,
@@ -67,7 +77,7 @@ class PairDataset(Dataset):
         self.sources = list(sources)
         self.preprocess = preprocess
         self.tokenizer = tokenizer
-        self.captions = captions
+        self.captions = [captions] * len(self.sources) if isinstance(captions, CaptionChooser) else list(captions)
         self.augment = augment
         self.seed = seed
         self.offsets = [0]
@@ -84,7 +94,7 @@ class PairDataset(Dataset):
         image = sample.image
         if self.augment:
             image = random_crop(image, random.Random(f"{self.seed}|{sample_id}|{epoch}|crop"))
-        text = self.captions(sample, sample_id, epoch)
+        text = self.captions[source_idx](sample, sample_id, epoch)
         return self.preprocess(image), self.tokenizer([text])[0]
 
 
