@@ -86,3 +86,17 @@ def test_missing_path_and_single_bad_file(monkeypatch, capsys, tiny_model_dir, t
 def test_missing_required_option_is_a_usage_error(monkeypatch, capsys, image_folder):
     code, _, err = run_cli(monkeypatch, capsys, "zeroshot", str(image_folder))
     assert code == 2 and "--labels" in err
+
+
+def test_shards_command_writes_readable_shards_and_reports_bad_rows(monkeypatch, capsys, image_folder, tmp_path):
+    from openmedclip.data import WebDatasetSource
+
+    rows = [{"image": str(p), "caption": f"image {i}"} for i, p in enumerate(sorted(image_folder.rglob("*.png")))]
+    rows.append({"image": str(tmp_path / "missing.png"), "caption": "gone"})
+    table = tmp_path / "pairs.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, err = run_cli(monkeypatch, capsys, "shards", str(table), str(tmp_path / "shards"), "--maxcount", "4")
+    assert code == 1 and "missing.png" in err
+    assert "wrote 2 shard(s) with 6 sample(s)" in out
+    source = WebDatasetSource(tmp_path / "shards")
+    assert len(source) == 6 and sorted(s.captions[0] for s in source) == sorted(r["caption"] for r in rows[:6])

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..embed import ItemError
 from ..errors import InvalidInputError, OpenMedClipError
 from . import render
 from .evaluate import eval_command, report_command
@@ -140,6 +141,38 @@ def train(
 
 app.command("eval")(eval_command)
 app.command("report")(report_command)
+
+
+@app.command()
+def shards(
+    path: Annotated[Path, typer.Argument(help="A data source: table, class folder, MedMNIST .npz, MedPix, VQA-RAD...")],
+    out: Annotated[Path, typer.Argument(help="Folder for the .tar shards and dataset.json.")],
+    source_type: Annotated[Optional[str], typer.Option("--type", help="Source type (default: guessed).")] = None,
+    option: Annotated[
+        Optional[list[str]], typer.Option("--option", "-o", help="Source option KEY=VALUE, e.g. split=train.")
+    ] = None,
+    maxcount: Annotated[int, typer.Option(min=1, help="Samples per shard at most.")] = 10_000,
+) -> None:
+    """Convert any data source to webdataset shards (images as PNG, captions and labels as JSON)."""
+    import json
+
+    from ..data import open_source, write_shards
+    from ..data.factory import guess_type
+    from ..data.shards import DATASET_INFO
+
+    spec = {"type": source_type or guess_type(path), "path": str(path)}
+    for item in option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"--option {item!r} must look like KEY=VALUE")
+        spec[key] = value
+    source = open_source(spec)
+    written = write_shards(source, out, maxcount=maxcount)
+    render.report_errors([ItemError(i, key, reason) for i, (key, reason) in enumerate(source.skipped)])
+    count = json.loads((out / DATASET_INFO).read_text(encoding="utf-8"))["count"]
+    typer.echo(f"wrote {len(written)} shard(s) with {count} sample(s) to {out}")
+    if source.skipped:
+        raise typer.Exit(1)
 
 
 @app.command()
