@@ -110,3 +110,17 @@ def test_result_serialises_with_errors(tiny_model, image_folder):
     assert len(payload["predictions"]) == 2
     assert payload["errors"][0]["item"] == str(bad)
     assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-4 for p in payload["predictions"])
+
+
+def test_plain_labels_known_to_one_bank_use_its_sentences(tiny_model, image_folder):
+    from openmedclip.prompts import bank_for_labels, load_bank
+
+    assert bank_for_labels(["chest", "abdomen", "head"]).name == "radiology_organ"
+    assert bank_for_labels(["normal", "pneumonia"]).name == "pediatric_chest_xray"
+    assert bank_for_labels(["normal", "tumour blush"]) is None
+    paths = sorted(image_folder.rglob("*.png"))[:1]
+    result = zero_shot(tiny_model, paths, ["chest", "head"], num_workers=0)
+    organ = load_bank("radiology_organ")
+    assert result.bank == "radiology_organ" and result.prompts["head"] == organ.sentences("head")
+    templated = zero_shot(tiny_model, paths, ["chest", "head"], templates="{}", num_workers=0)
+    assert templated.bank is None and templated.prompts["head"] == ["head"]

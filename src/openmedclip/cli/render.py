@@ -20,7 +20,8 @@ stderr = Console(stderr=True)
 def zero_shot_table(result: ZeroShotResult, top: int = 3) -> Table:
     """Rich table: one row per image with its verdict and the top label probabilities."""
     title = "Zero-shot " + ("multi-label" if result.mode == "multilabel" else "classification")
-    table = Table(title=title)
+    caption = f"prompts: sentence bank '{result.bank}'" if result.bank else None
+    table = Table(title=title, caption=caption)
     table.add_column("image", overflow="fold")
     table.add_column("prediction", style="bold green")
     table.add_column("probabilities" if result.mode == "multiclass" else "P(label)")

@@ -51,6 +51,7 @@ def save_model(
     partial = weights.with_name(weights.name + ".partial")
     save_file(state, str(partial), metadata={"format": "pt"})
     os.replace(partial, weights)
+    weights.chmod(0o644)
     text = getattr(loaded.model, "text", None)
     if isinstance(text, HFTextEncoder):
         text.config.save_pretrained(folder)

@@ -163,6 +163,24 @@ def find_class(name: str) -> list[ClassRef]:
     return by_name + by_alias
 
 
+def bank_for_labels(labels: Sequence[str]) -> SentenceBank | None:
+    """The built-in bank that names every label as a distinct class (most exact name matches first, then
+    `list_banks` order), or None. Lets plain class names use curated sentences instead of templates."""
+    best: tuple[int, SentenceBank] | None = None
+    for bank_name in list_banks():
+        bank = load_bank(bank_name)
+        try:
+            classes = [bank.resolve(label) for label in labels]
+        except InvalidInputError:
+            continue
+        if len(set(classes)) != len(classes):
+            continue
+        exact = sum(_normalise(label) == _normalise(cls) for label, cls in zip(labels, classes))
+        if best is None or exact > best[0]:
+            best = (exact, bank)
+    return best[1] if best else None
+
+
 def validate_bank(
     bank: SentenceBank, tokenizer: TokenCounter | None = None, context_length: int = 77
 ) -> list[str]:

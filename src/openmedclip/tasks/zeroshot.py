@@ -22,7 +22,7 @@ import torch
 from ..embed import EncodedImages, ImageItem, ItemError, encode_images, encode_texts
 from ..errors import InvalidInputError
 from ..models.loaded import LoadedModel
-from ..prompts import SentenceBank, fill_templates, find_class, load_bank, resolve_templates
+from ..prompts import SentenceBank, bank_for_labels, fill_templates, find_class, load_bank, resolve_templates
 
 Labels = Union[Sequence[str], Mapping[str, Sequence[str]]]
 """Class names (combined with templates) or a mapping of class name to its own sentences."""
@@ -58,6 +58,8 @@ class ZeroShotResult:
     prompts: dict[str, Any]
     errors: list[ItemError] = field(default_factory=list)
     threshold: float = 0.5
+    bank: str | None = None
+    """The sentence bank the class prompts came from, if any."""
 
     def predictions(self) -> list[Prediction]:
         """One prediction per image: the arg-max class, or every label above ``threshold`` for multi-label."""
@@ -78,6 +80,7 @@ class ZeroShotResult:
             "threshold": self.threshold if self.mode == "multilabel" else None,
             "predictions": [prediction.to_dict() for prediction in self.predictions()],
             "errors": [error.to_dict() for error in self.errors],
+            "bank": self.bank,
             "prompts": self.prompts,
         }
 
@@ -205,7 +208,9 @@ def zero_shot(
     ``model`` is a ``LoadedModel`` or anything ``load_model`` accepts. ``images`` are paths, PIL images,
     ``MedicalImage`` objects or already-encoded features. ``bank`` (a built-in sentence bank name, a bank YAML
     path or a ``SentenceBank``) supplies each class's sentences, or each label's prompt pair with ``multilabel``.
-    ``templates`` defaults to the ``medical`` set for multi-class and to bare phrases for multi-label. ``encode_options`` go to ``encode_images``
+    Without ``bank`` and ``templates``, multi-class labels that one built-in bank names (e.g. "normal, pneumonia")
+    take that bank's sentences, as the built-in model was trained on; otherwise ``templates`` defaults to the
+    ``medical`` set for multi-class and to bare phrases for multi-label. ``encode_options`` go to ``encode_images``
     (``batch_size``, ``num_workers``, ``read_options``, ``progress``).
     """
     if isinstance(model, str):
@@ -213,6 +218,7 @@ def zero_shot(
 
         model = load_model(model)
     scale = model.logit_scale
+    bank_name = None
     if multilabel:
         if isinstance(labels, Mapping):
             raise InvalidInputError("multi-label classification takes label names and optional prompt pairs")
@@ -223,6 +229,10 @@ def zero_shot(
         probabilities = torch.sigmoid(scale * _similarity(encoded, positive - negative))
         prompts: dict[str, Any] = {label: {"positive": p, "negative": n} for label, (p, n) in prompt_pairs.items()}
     else:
+        if bank is None and templates is None and not isinstance(labels, Mapping):
+            bank = bank_for_labels(list(labels))
+        bank = _as_bank(bank)
+        bank_name = bank.name if bank is not None and not isinstance(labels, Mapping) else None
         prompts = class_prompts(labels, templates, bank)
         classifier = text_classifier(model, prompts)
         encoded = _image_features(model, images, **encode_options)
@@ -235,4 +245,5 @@ def zero_shot(
         prompts=prompts,
         errors=encoded.errors,
         threshold=threshold,
+        bank=bank_name,
     )

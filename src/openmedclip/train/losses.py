@@ -52,16 +52,20 @@ def temperature(logit_scale: torch.Tensor) -> torch.Tensor:
     return logit_scale.float().exp().clamp(max=MAX_LOGIT_SCALE)
 
 
-class InfoNCELoss(nn.Module):
+class _PairLoss(nn.Module):
+    """A loss over matching rows of image and text features; ``gather`` uses every rank's rows as negatives."""
+
+    def __init__(self, gather: bool = True):
+        super().__init__()
+        self.gather = gather
+
+
+class InfoNCELoss(_PairLoss):
     """Symmetric cross-entropy over cosine similarities (CLIP): image→text and text→image, averaged.
 
     Features are ``[N, D]`` and L2-normalised; row ``i`` of both is a matching pair. ``logit_bias`` is ignored
     (a constant shift does not change a softmax). With ``gather=True`` the negatives are all ranks' rows.
     """
-
-    def __init__(self, gather: bool = True):
-        super().__init__()
-        self.gather = gather
 
     def forward(
         self,
@@ -80,16 +84,12 @@ class InfoNCELoss(nn.Module):
         return (per_image + per_text) / 2
 
 
-class SigLIPLoss(nn.Module):
+class SigLIPLoss(_PairLoss):
     """Pairwise sigmoid loss (SigLIP): every image–text pair is a binary match / no-match decision.
 
     ``-sum_ij log sigmoid(z_ij * (t * x_i . y_j + b)) / N`` with ``z_ij = 1`` for matching pairs, else ``-1``;
     ``t = exp(logit_scale)`` (clamped), ``b = logit_bias``. With ``gather=True`` the texts of all ranks are used.
     """
-
-    def __init__(self, gather: bool = True):
-        super().__init__()
-        self.gather = gather
 
     def forward(
         self,

