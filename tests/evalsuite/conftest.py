@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import typer
+from suite_data import write_data_root, write_suite
 from typer.testing import CliRunner
 
 from openmedclip.cli.evaluate import eval_command, report_command
-from suite_data import write_data_root, write_suite
 
 
 @pytest.fixture()

@@ -7,11 +7,10 @@ import shutil
 
 import pytest
 from PIL import Image
+from suite_data import FAST, write_data_root, write_suite
 
 from openmedclip.errors import InvalidInputError
 from openmedclip.eval.report import format_cell, load_results
-
-from suite_data import FAST, write_data_root, write_suite
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from suite_data import FAST
 
 import openmedclip.eval.runner as runner
 from openmedclip.data import open_source
@@ -15,8 +16,6 @@ from openmedclip.eval.metrics import multiclass_metrics
 from openmedclip.tasks.probe import linear_probe
 from openmedclip.tasks.retrieval import retrieval_metrics
 from openmedclip.tasks.zeroshot import zero_shot
-
-from suite_data import FAST
 
 CLIP_BENCHMARK_KEYS = {"dataset", "model", "pretrained", "task", "metrics", "language"}
 EXPECTED = {

@@ -10,7 +10,7 @@ hands a vectorised metric the resamples as item multiplicities (``counts[r, i]``
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 

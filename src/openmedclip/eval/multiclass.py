@@ -18,8 +18,9 @@ one-vs-rest AUROC makes the cost O(n_bootstrap * N * C), about 0.5 s for 1,000 x
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

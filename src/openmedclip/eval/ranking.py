@@ -11,8 +11,9 @@ or negatives.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve

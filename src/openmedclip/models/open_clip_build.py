@@ -7,10 +7,10 @@ and tokenizers from local files (see :mod:`openmedclip.models.hf_local`); weight
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import torch
 from open_clip import get_model_config, list_models

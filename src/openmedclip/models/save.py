@@ -6,8 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from open_clip.hf_model import HFTextEncoder
 import torch
+from open_clip.hf_model import HFTextEncoder
 from safetensors.torch import save_file
 
 from openmedclip.errors import ModelLoadError

@@ -69,7 +69,7 @@ class ProbeRun:
         return {
             "k": _k_label(self.k),
             "seed": self.seed,
-            "n_train": int(len(self.indices)),
+            "n_train": len(self.indices),
             "class_counts": list(self.class_counts),
             "n_val": self.n_val,
             "c": self.c,
@@ -289,7 +289,7 @@ def linear_probe(
                     seed=int(seed),
                     indices=subset,
                     class_counts=np.bincount(y[subset], minlength=n_classes).tolist(),
-                    n_val=int(len(val_rows)),
+                    n_val=len(val_rows),
                     c=float(c),
                     c_selected_by="validation" if len(val_rows) else "default",
                     metrics=multiclass_metrics(y_test, probs, names, n_bootstrap=n_bootstrap, seed=int(seed)),

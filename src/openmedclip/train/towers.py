@@ -6,9 +6,8 @@ import dataclasses
 import logging
 
 import torch
-from torch import nn
-
 from open_clip.hf_model import HFTextEncoder
+from torch import nn
 
 from openmedclip.errors import InvalidInputError
 from openmedclip.models import LoadedModel
