@@ -170,9 +170,15 @@ def _check_options(
         raise InvalidInputError(f"max_iter: expected a positive integer, got {max_iter!r}")
 
 
-def _fit(x: np.ndarray, y: np.ndarray, c: float, max_iter: int) -> tuple[LogisticRegression, bool]:
-    """A probe fitted on ``(x, y)`` and whether lbfgs converged within ``max_iter`` iterations."""
-    probe = LogisticRegression(C=c, max_iter=max_iter)
+def _fit(
+    x: np.ndarray, y: np.ndarray, c: float, max_iter: int, probe: LogisticRegression | None = None
+) -> tuple[LogisticRegression, bool]:
+    """A probe fitted on ``(x, y)`` and whether lbfgs converged within ``max_iter`` iterations.
+
+    Given a ``probe`` made with ``warm_start=True``, it is refitted with the new C starting from its current
+    weights (the loss is convex: same optimum, far fewer iterations along an increasing C grid)."""
+    probe = probe if probe is not None else LogisticRegression(max_iter=max_iter)
+    probe.set_params(C=c)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         probe.fit(x, y)
@@ -213,8 +219,9 @@ def _choose_c(
         return default_c, []
     keys = []
     not_converged = 0
-    for c in c_grid:
-        probe, converged = _fit(x[fit_rows], y[fit_rows], c, max_iter)
+    warm = LogisticRegression(max_iter=max_iter, warm_start=True)
+    for c in sorted(c_grid):
+        probe, converged = _fit(x[fit_rows], y[fit_rows], c, max_iter, warm)
         not_converged += not converged
         keys.append((*_validation_key(y[val_rows], probe.predict_proba(x[val_rows])), c))
     notes = (
