@@ -15,6 +15,7 @@ A bank file looks like::
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from collections.abc import Callable, Sequence
@@ -92,14 +93,18 @@ def load_bank(name_or_path: str | Path) -> SentenceBank:
         if not path.is_file():
             raise InvalidInputError(f"{path}: sentence bank file not found")
         return parse_bank(path.read_text(encoding="utf-8"), name=path.stem, source=str(path))
-    resource = _bank_dir().joinpath(f"{name_or_path}.yaml")
+    return copy.deepcopy(_builtin_bank(name_or_path))
+
+
+@functools.lru_cache(maxsize=None)
+def _builtin_bank(name: str) -> SentenceBank:
+    """A built-in bank, parsed once per process (`load_bank` hands out copies)."""
+    resource = _bank_dir().joinpath(f"{name}.yaml")
     if not resource.is_file():
         raise InvalidInputError(
-            f"unknown sentence bank {name_or_path!r} "
-            f"(built-in: {', '.join(list_banks())}; or give the path of a .yaml file)"
+            f"unknown sentence bank {name!r} (built-in: {', '.join(list_banks())}; or give the path of a .yaml file)"
         )
-    source = f"built-in bank '{name_or_path}'"
-    return parse_bank(resource.read_text(encoding="utf-8"), name=name_or_path, source=source)
+    return parse_bank(resource.read_text(encoding="utf-8"), name=name, source=f"built-in bank '{name}'")
 
 
 def parse_bank(text: str, *, name: str = "", source: str = "<string>") -> SentenceBank:
