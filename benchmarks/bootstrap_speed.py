@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import roc_auc_score
 
-from openmedclip.eval.metrics import multiclass_metrics
+from openmedclip.metrics import multiclass_metrics
 
 
 def main() -> None:

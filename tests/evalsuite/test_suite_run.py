@@ -12,7 +12,7 @@ from suite_data import FAST
 import openmedclip.eval.runner as runner
 from openmedclip.data import open_source
 from openmedclip.embed import encode_images, encode_texts
-from openmedclip.eval.metrics import multiclass_metrics
+from openmedclip.metrics import multiclass_metrics
 from openmedclip.tasks.probe import linear_probe
 from openmedclip.tasks.retrieval import retrieval_metrics
 from openmedclip.tasks.zeroshot import zero_shot

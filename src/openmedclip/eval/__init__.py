@@ -1,6 +1,4 @@
-"""Evaluation: metrics with bootstrap confidence intervals (see :mod:`openmedclip.eval.metrics`)."""
+"""Evaluation harness above the tasks: suites (YAML), the runner, result records, reports and plots.
 
-from openmedclip.eval.bootstrap import bootstrap_ci
-from openmedclip.eval.metrics import multiclass_metrics, multilabel_metrics
-
-__all__ = ["bootstrap_ci", "multiclass_metrics", "multilabel_metrics"]
+Metrics live in :mod:`openmedclip.metrics`; the tasks in :mod:`openmedclip.tasks`.
+"""

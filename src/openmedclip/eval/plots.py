@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from openmedclip.eval.atomic import write_atomic
+from openmedclip.atomic import write_atomic
 from openmedclip.progress import progress_bar
 
 _SHORT_TASK = {"zeroshot_classification": "zeroshot", "linear_probe": "probe", "zeroshot_retrieval": "retrieval"}

@@ -17,8 +17,8 @@ import torch
 
 from openmedclip.embed import EncodedImages
 from openmedclip.errors import InvalidInputError
-from openmedclip.eval.metrics import MulticlassResult, multiclass_metrics, multilabel_metrics, roc_curve_points
-from openmedclip.eval.results import Estimate, json_float, json_floats
+from openmedclip.metrics import MulticlassResult, multiclass_metrics, multilabel_metrics, roc_curve_points
+from openmedclip.metrics.results import Estimate, json_float, json_floats
 from openmedclip.models.loaded import LoadedModel
 from openmedclip.tasks.probe import linear_probe
 from openmedclip.tasks.retrieval import retrieval_metrics

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from openmedclip.errors import InvalidInputError
-from openmedclip.eval.atomic import write_text
+from openmedclip.atomic import write_text
 
 HEADLINES: dict[str, tuple[str, ...]] = {
     "zeroshot_classification": ("acc1", "auroc", "mean_auroc"),

@@ -4,7 +4,7 @@ Layout of the output folder::
 
     <out>/<model>/<dataset>/<task>.json   CLIP_benchmark-shaped result (task: zeroshot_classification, ...)
     <out>/<model>/summary.json            what ran, what was skipped (missing data) and what failed
-    <out>/.cache/                         feature cache (see openmedclip.eval.cache), unless another is given
+    <out>/.cache/                         feature cache (see openmedclip.embed.cache), unless another is given
 
 Datasets whose files are missing under the data root are skipped, not failed. Sources are opened once and
 shared by every model; each model's image features come from the cache when nothing they depend on changed.
@@ -28,8 +28,8 @@ from openmedclip import __version__
 from openmedclip.data import DataSource, open_source
 from openmedclip.embed import EncodedImages, ItemError, encode_images, encode_texts
 from openmedclip.errors import ImageReadError, InvalidInputError, OpenMedClipError
-from openmedclip.eval.atomic import write_json
-from openmedclip.eval.cache import FeatureCache, data_fingerprint, digest, model_fingerprint
+from openmedclip.atomic import write_json
+from openmedclip.embed.cache import FeatureCache, data_fingerprint, digest, model_fingerprint
 from openmedclip.eval.records import TaskRecord, probe_record, retrieval_record, zeroshot_record
 from openmedclip.eval.suite import TASKS, DatasetEntry, Suite, missing_paths, resolve_spec
 from openmedclip.models import LoadedModel, load_model

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from open_clip.hf_model import HFTextEncoder
-from safetensors.torch import save_file
+from safetensors.torch import save
 
+from openmedclip.atomic import write_atomic, write_text
 from openmedclip.errors import ModelLoadError
 from openmedclip.models.hub_folder import CONFIG_FILE, WEIGHT_FILES
 from openmedclip.models.loaded import LoadedModel
@@ -41,17 +41,13 @@ def save_model(
     config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
     if base_weights:
         config["base_weights"] = dict(base_weights)
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
+    write_text(folder / CONFIG_FILE, json.dumps(config, indent=2))
     state = {
         key: _stored(value, dtype)
         for key, value in loaded.model.state_dict().items()
         if not key.startswith(tuple(base_weights))
     }
-    weights = folder / WEIGHT_FILES[0]
-    partial = weights.with_name(weights.name + ".partial")
-    save_file(state, str(partial), metadata={"format": "pt"})
-    os.replace(partial, weights)
-    weights.chmod(0o644)
+    write_atomic(folder / WEIGHT_FILES[0], lambda handle: handle.write(save(state, metadata={"format": "pt"})))
     text = getattr(loaded.model, "text", None)
     if isinstance(text, HFTextEncoder):
         text.config.save_pretrained(folder)

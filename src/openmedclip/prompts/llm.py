@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from ..atomic import write_text
 from ..errors import InvalidInputError
 from .banks import SentenceBank, bank_to_dict, load_bank
 
@@ -113,7 +114,7 @@ def extend_bank_file(
     if not new:
         raise InvalidInputError(f"{path}: every sentence drafted for {class_name!r} is already in the bank")
     bank.classes[class_name] = new
-    _write_atomic(path, yaml.safe_dump(bank_to_dict(bank), sort_keys=False, allow_unicode=True, width=120))
+    write_text(path, yaml.safe_dump(bank_to_dict(bank), sort_keys=False, allow_unicode=True, width=120))
     return new
 
 
@@ -143,17 +144,3 @@ def _post_chat(url: str, body: dict, api_key: str | None, timeout: float) -> str
     if not isinstance(content, str):
         raise InvalidInputError(f"{url}: malformed chat completion reply: message content is not text")
     return content
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

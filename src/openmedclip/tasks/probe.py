@@ -12,7 +12,7 @@ For every shot count ``k`` and seed:
    on, and ``default_c`` (1.0, scikit-learn's default) is used. With one example per class and strong
    regularisation the probe is close to a nearest-class-prototype classifier, whose predictions hardly depend on C.
 3. **Refit and test.** The probe is refitted on the whole k-shot subset with the chosen C and scored on the test
-   features with :func:`openmedclip.eval.metrics.multiclass_metrics`.
+   features with :func:`openmedclip.metrics.multiclass_metrics`.
 
 Test rows are used only in step 3 and rows outside the k-shot subset never at all (CLIP_benchmark issue #125:
 validation data leaked into few-shot training). The probe is scikit-learn's ``LogisticRegression`` (lbfgs,
@@ -33,9 +33,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from ..errors import InvalidInputError
-from ..eval.metrics import MulticlassResult, multiclass_metrics
-from ..eval.multiclass import HEADLINE
-from ..eval.results import json_float
+from ..metrics import MulticlassResult, multiclass_metrics
+from ..metrics.multiclass import HEADLINE
+from ..metrics.results import json_float
 
 DEFAULT_C_GRID = tuple(float(c) for c in np.logspace(-3, 3, 7))
 """C values searched on the validation rows: 1e-3 ... 1e3."""

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidInputError
-from ..eval.bootstrap import bootstrap_estimates
-from ..eval.results import Estimate, json_float
+from ..metrics.bootstrap import bootstrap_estimates
+from ..metrics.results import Estimate, json_float
 
 _CHUNK_CELLS = 1 << 24
 """Default chunk: about this many (query, gallery) scores at once (64 MB of float32)."""

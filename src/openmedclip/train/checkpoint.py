@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from openmedclip.atomic import fsync_dir, fsync_tree, write_text
 from openmedclip.errors import InvalidInputError
 from openmedclip.models import LoadedModel, save_model
 from openmedclip.models.checkpoint import read_state_dict
@@ -54,12 +55,12 @@ def save_checkpoint(
     save_model(loaded, tmp)
     torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
     torch.save(state, tmp / STATE_FILE)
-    _fsync_files(tmp)
+    fsync_tree(tmp)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _write_atomic(root / LATEST, final.name)
-    _fsync_dir(root)
+    fsync_dir(root)
+    write_text(root / LATEST, final.name)
     _prune(root, keep, final.name)
     return final
 
@@ -114,31 +115,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_files(folder: Path) -> None:
-    for path in folder.iterdir():
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _prune(root: Path, keep: int, current: str) -> None:

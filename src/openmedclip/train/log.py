@@ -6,6 +6,8 @@ import json
 import math
 import os
 from pathlib import Path
+
+from openmedclip.atomic import write_text
 from typing import Any
 
 
@@ -29,9 +31,7 @@ class JsonlLog:
             return
         kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
                 if line.strip() and json.loads(line).get("step", 0) <= step]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_text(self.path, "".join(line + "\n" for line in kept))
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from .errors import InvalidInputError
-from .models.loaded import LoadedModel
-from .progress import progress_bar
+from ..errors import InvalidInputError
+from ..models.loaded import LoadedModel
+from ..progress import progress_bar
 
 ImageItem = Union[str, Path, Image.Image, Any]
 """A file path, an RGB ``PIL.Image`` or an ``openmedclip.io.MedicalImage``."""
@@ -62,7 +62,7 @@ def load_model_input(item: ImageItem, read_options: dict[str, Any] | None = None
     """Read a file (any format ``openmedclip.io`` knows) or take an image object, as an RGB ``PIL.Image``."""
     if isinstance(item, Image.Image):
         return item if item.mode == "RGB" else item.convert("RGB")
-    from .io import MedicalImage, read_image, to_model_input
+    from ..io import MedicalImage, read_image, to_model_input
 
     if isinstance(item, MedicalImage):
         return to_model_input(item)

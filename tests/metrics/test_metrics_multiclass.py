@@ -9,7 +9,7 @@ import pytest
 from sklearn import metrics as skm
 
 from openmedclip.errors import InvalidInputError
-from openmedclip.eval.metrics import confusion_matrix, multiclass_metrics
+from openmedclip.metrics import confusion_matrix, multiclass_metrics
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
 

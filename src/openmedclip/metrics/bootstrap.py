@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from openmedclip.errors import InvalidInputError
-from openmedclip.eval._inputs import bootstrap_args
-from openmedclip.eval.results import Estimate
+from openmedclip.metrics._inputs import bootstrap_args
+from openmedclip.metrics.results import Estimate
 
 _CHUNK_ELEMENTS = 1_000_000
 """Resamples are processed in chunks of about this many (resample, item) cells to bound memory."""

@@ -10,9 +10,9 @@ Definitions (each checked against scikit-learn in the tests):
   resamples missing a class are dropped and counted in ``n_dropped``.
 - ``top_k_accuracy[k]``: the label is among the ``k`` highest probabilities (ties rank the higher
   class index first, as scikit-learn does); only for ``2 <= k < C`` (``k >= C`` is trivially 1).
-- ``ece``: see :mod:`openmedclip.eval.calibration` (15 equal-width bins on max-prob confidence).
+- ``ece``: see :mod:`openmedclip.metrics.calibration` (15 equal-width bins on max-prob confidence).
 
-Intervals are bootstrap percentile intervals over items (:mod:`openmedclip.eval.bootstrap`);
+Intervals are bootstrap percentile intervals over items (:mod:`openmedclip.metrics.bootstrap`);
 one-vs-rest AUROC makes the cost O(n_bootstrap * N * C), about 0.5 s for 1,000 x 5,000 x 10.
 """
 
@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from openmedclip.errors import InvalidInputError
-from openmedclip.eval._inputs import class_labels, names, probabilities
-from openmedclip.eval.bootstrap import bootstrap_estimates
-from openmedclip.eval.calibration import calibration_gaps, ece_from_gaps
-from openmedclip.eval.ranking import RankedScores
-from openmedclip.eval.results import Estimate, json_float
+from openmedclip.metrics._inputs import class_labels, names, probabilities
+from openmedclip.metrics.bootstrap import bootstrap_estimates
+from openmedclip.metrics.calibration import calibration_gaps, ece_from_gaps
+from openmedclip.metrics.ranking import RankedScores
+from openmedclip.metrics.results import Estimate, json_float
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "ece")
 

@@ -1,4 +1,4 @@
-"""Evaluation metrics: the public entry point.
+"""Metrics with bootstrap confidence intervals, checked against scikit-learn; used by every task.
 
 - :func:`multiclass_metrics` -- single-label classification (zero-shot, linear probe).
 - :func:`multilabel_metrics` -- multi-label findings with CheXzero-style validation thresholds.
@@ -10,14 +10,16 @@ metrics (e.g. AUROC with a class missing) are NaN with a reason in ``notes``, ne
 malformed inputs raise :class:`openmedclip.errors.InvalidInputError`.
 """
 
-from openmedclip.eval.calibration import expected_calibration_error
-from openmedclip.eval.multiclass import MulticlassResult, confusion_matrix, multiclass_metrics
-from openmedclip.eval.multilabel import LabelResult, MultilabelResult, multilabel_metrics
-from openmedclip.eval.ranking import RocCurve, roc_curve_points
-from openmedclip.eval.results import Estimate
-from openmedclip.eval.thresholds import f1_mcc, select_thresholds
+from openmedclip.metrics.bootstrap import bootstrap_ci
+from openmedclip.metrics.calibration import expected_calibration_error
+from openmedclip.metrics.multiclass import MulticlassResult, confusion_matrix, multiclass_metrics
+from openmedclip.metrics.multilabel import LabelResult, MultilabelResult, multilabel_metrics
+from openmedclip.metrics.ranking import RocCurve, roc_curve_points
+from openmedclip.metrics.results import Estimate
+from openmedclip.metrics.thresholds import f1_mcc, select_thresholds
 
 __all__ = [
+    "bootstrap_ci",
     "Estimate",
     "LabelResult",
     "MulticlassResult",

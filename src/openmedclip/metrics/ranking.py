@@ -1,6 +1,6 @@
 """Rank-based areas (AUROC, average precision) for many weighted resamples at once, and ROC curve points.
 
-A resample is a row of item multiplicities (see :mod:`openmedclip.eval.bootstrap`). Everything that
+A resample is a row of item multiplicities (see :mod:`openmedclip.metrics.bootstrap`). Everything that
 depends only on the scores -- the order of positives and negatives and, for each positive, how many
 negatives/positives score below or tie with it -- is computed once, so a batch of resamples costs a
 few gathers and cumulative sums. Ties: AUROC counts a tied positive/negative pair as 1/2 (the
@@ -19,8 +19,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from openmedclip.errors import InvalidInputError
-from openmedclip.eval._inputs import binary_matrix, score_matrix
-from openmedclip.eval.results import json_float, json_floats
+from openmedclip.metrics._inputs import binary_matrix, score_matrix
+from openmedclip.metrics.results import json_float, json_floats
 
 
 @dataclass(frozen=True)

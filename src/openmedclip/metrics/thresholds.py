@@ -13,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from openmedclip.errors import InvalidInputError
-from openmedclip.eval._inputs import binary_matrix, per_label, score_matrix
+from openmedclip.metrics._inputs import binary_matrix, per_label, score_matrix
 
 ThresholdMetric = Literal["mcc", "f1"]
 

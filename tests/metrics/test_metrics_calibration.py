@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from openmedclip.errors import InvalidInputError
-from openmedclip.eval.metrics import expected_calibration_error, multiclass_metrics
+from openmedclip.metrics import expected_calibration_error, multiclass_metrics
 
 
 def test_hand_computed_example():

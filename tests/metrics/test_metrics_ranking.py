@@ -9,8 +9,8 @@ import pytest
 from sklearn import metrics as skm
 
 from openmedclip.errors import InvalidInputError
-from openmedclip.eval.metrics import roc_curve_points
-from openmedclip.eval.ranking import RankedScores
+from openmedclip.metrics import roc_curve_points
+from openmedclip.metrics.ranking import RankedScores
 
 
 @pytest.mark.parametrize("decimals", [None, 1])

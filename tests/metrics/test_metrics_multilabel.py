@@ -9,8 +9,8 @@ import pytest
 from sklearn import metrics as skm
 
 from openmedclip.errors import InvalidInputError
-from openmedclip.eval.bootstrap import bootstrap_ci
-from openmedclip.eval.metrics import multilabel_metrics, select_thresholds
+from openmedclip.metrics.bootstrap import bootstrap_ci
+from openmedclip.metrics import multilabel_metrics, select_thresholds
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
 

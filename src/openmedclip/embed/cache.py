@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from openmedclip.data.base import DataSource
-from openmedclip.embed import EncodedImages, ItemError
-from openmedclip.eval.atomic import write_json, write_npy
+from openmedclip.embed.engine import EncodedImages, ItemError
+from openmedclip.atomic import write_json, write_npy
 from openmedclip.models.loaded import LoadedModel
 
 

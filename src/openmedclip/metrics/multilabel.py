@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from openmedclip.errors import InvalidInputError
-from openmedclip.eval._inputs import binary_matrix, names, per_label, score_matrix
-from openmedclip.eval.bootstrap import bootstrap_estimates
-from openmedclip.eval.ranking import RankedScores
-from openmedclip.eval.results import Estimate, json_float
-from openmedclip.eval.thresholds import ThresholdMetric, f1_mcc, select_thresholds
+from openmedclip.metrics._inputs import binary_matrix, names, per_label, score_matrix
+from openmedclip.metrics.bootstrap import bootstrap_estimates
+from openmedclip.metrics.ranking import RankedScores
+from openmedclip.metrics.results import Estimate, json_float
+from openmedclip.metrics.thresholds import ThresholdMetric, f1_mcc, select_thresholds
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from openmedclip.eval._inputs import class_labels, probabilities
+from openmedclip.metrics._inputs import class_labels, probabilities
 
 N_BINS = 15
 
