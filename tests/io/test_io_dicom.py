@@ -16,6 +16,7 @@ from pydicom.uid import JPEGBaseline8Bit
 import openmedclip.io.dicom as dicom_module
 from openmedclip.errors import ImageReadError
 from openmedclip.io import read_image, to_model_input
+from openmedclip.io.convert import IntensityScalingWarning
 
 
 def test_ct_small_is_in_hounsfield_units(pydicom_file):
@@ -44,7 +45,8 @@ def test_lung_window_maps_hounsfield_units_as_expected(pydicom_file):
     assert dense.any() and (out[dense] == 255).all()
     bone = np.asarray(to_model_input(read_image(path, window="bone")))[:, :, 0]
     assert (bone[dense] < 255).any()
-    unwindowed = np.asarray(to_model_input(read_image(path)))[:, :, 0]
+    with pytest.warns(IntensityScalingWarning, match="CT data"):
+        unwindowed = np.asarray(to_model_input(read_image(path)))[:, :, 0]
     assert not np.array_equal(unwindowed, out)
 
 

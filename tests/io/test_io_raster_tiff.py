@@ -11,6 +11,7 @@ from PIL import Image
 
 from openmedclip.errors import ImageReadError
 from openmedclip.io import read_image, to_model_input
+from openmedclip.io.convert import IntensityScalingWarning
 
 RAMP16 = (np.arange(32 * 24, dtype=np.uint32).reshape(32, 24) * 80 + 300).astype(np.uint16)
 
@@ -21,7 +22,8 @@ def test_16bit_png_keeps_values_above_255(tmp_path):
     image = read_image(path)
     np.testing.assert_array_equal(image.pixels, RAMP16)
     assert image.pixels.max() > 255 and image.meta["bit_depth"] == 16
-    out = np.asarray(to_model_input(image))
+    with pytest.warns(IntensityScalingWarning, match="16-bit data"):
+        out = np.asarray(to_model_input(image))
     assert out[0, 0, 0] == 0 and out[-1, -1, 0] == 255  # min-max scaled
 
 

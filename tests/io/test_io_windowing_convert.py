@@ -8,6 +8,7 @@ from PIL import Image
 
 from openmedclip.errors import InvalidInputError
 from openmedclip.io import WINDOW_PRESETS, MedicalImage, read_image, to_model_input
+from openmedclip.io.convert import IntensityScalingWarning
 from openmedclip.io.windowing import resolve_window
 
 
@@ -53,9 +54,13 @@ def test_window_maps_edges_to_0_and_255():
 
 def test_min_max_scaling_without_window_and_constant_image():
     ramp = MedicalImage(pixels=np.array([[1000.0, 1500.0, 2000.0]], np.float32), path="x", meta={"bit_depth": 12})
-    np.testing.assert_array_equal(np.asarray(to_model_input(ramp))[0, :, 0], [0, 128, 255])
     flat = MedicalImage(pixels=np.full((2, 2), 900.0, np.float32), path="x", meta={"bit_depth": 12})
-    assert (np.asarray(to_model_input(flat)) == 0).all()
+    with pytest.warns(IntensityScalingWarning, match="12-bit data"):
+        scaled = to_model_input(ramp)
+    np.testing.assert_array_equal(np.asarray(scaled)[0, :, 0], [0, 128, 255])
+    with pytest.warns(IntensityScalingWarning):
+        constant = to_model_input(flat)
+    assert (np.asarray(constant) == 0).all()
 
 
 def test_colour_image_stays_colour():

@@ -39,7 +39,7 @@ def tiny_biomedclip_dir(tiny_biomedclip_source, tmp_path) -> Path:
 @pytest.fixture()
 def tiny_arch(monkeypatch) -> str:
     """The tiny open_clip config registered as an open_clip architecture name for one test."""
-    import open_clip.factory
+    from openmedclip.models.families.open_clip.catalog import EXTRA_ARCHITECTURES
 
-    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, TINY_ARCH, tiny_openclip_config()["model_cfg"])
+    monkeypatch.setitem(EXTRA_ARCHITECTURES, TINY_ARCH, tiny_openclip_config()["model_cfg"])
     return TINY_ARCH

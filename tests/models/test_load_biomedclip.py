@@ -53,7 +53,7 @@ def test_spec_describes_the_model(tiny_biomedclip_dir):
     assert loaded.spec.format == "open_clip-hub"
     assert loaded.spec.architecture == f"custom:test_vit+{BIOMEDBERT}"
     assert loaded.spec.source == str(tiny_biomedclip_dir / "open_clip_model.safetensors")
-    assert loaded.spec.extra["model_cfg"]["text_cfg"]["hf_model_name"] == BIOMEDBERT
+    assert loaded.spec.config.model_cfg["text_cfg"]["hf_model_name"] == BIOMEDBERT
     assert not loaded.model.training and not any(module.training for module in loaded.model.modules())
 
 

@@ -12,8 +12,9 @@ from tiny_models import BIOMEDCLIP_REPO, install_in_hf_cache
 
 from openmedclip.errors import ModelLoadError
 from openmedclip.models import list_models, load_model
-from openmedclip.models.load import _FORMATS
-from openmedclip.models.registry import REGISTRY, RegistryEntry
+from openmedclip.models.families.open_clip.config import OpenClipEntry
+from openmedclip.models.family import FAMILIES
+from openmedclip.models.registry import REGISTRY, RegistryEntry, registry
 
 OPENAI = ["ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-336", "RN50", "RN101"]
 
@@ -32,7 +33,7 @@ def test_registry_name_loads_from_hf_cache(tiny_biomedclip_dir, hf_cache):
     loaded = load_model("biomedclip", device="cpu")
     direct = load_model(tiny_biomedclip_dir, device="cpu")
     assert loaded.spec.source == str(snapshot / "open_clip_model.safetensors")
-    assert loaded.spec.extra["hf_repo"] == BIOMEDCLIP_REPO
+    assert loaded.spec.hf_repo == BIOMEDCLIP_REPO
     tokens = loaded.tokenizer(["pleural effusion"])
     with torch.no_grad():
         assert torch.equal(loaded.model.encode_text(tokens), direct.model.encode_text(tokens))
@@ -49,7 +50,7 @@ def test_registry_name_loads_from_openmedclip_models_folder(tiny_biomedclip_dir,
 def test_openai_name_is_pretrained_and_arch_name_is_random():
     random = load_model("ViT-B-16", device="cpu")
     assert random.spec.source == "random" and random.spec.format == "open_clip-arch"
-    assert "quick_gelu" not in random.spec.extra["model_cfg"]
+    assert "quick_gelu" not in random.spec.config.model_cfg
     with pytest.raises(ModelLoadError) as error:
         load_model("openai/ViT-B-16", device="cpu")
     assert "https://huggingface.co/timm/vit_base_patch16_clip_224.openai" in str(error.value)
@@ -59,8 +60,10 @@ def test_openai_folder_with_bare_checkpoint_uses_the_entry_architecture(
     tiny_arch, tiny_model_dir, tmp_path, monkeypatch
 ):
     entry = RegistryEntry(
-        name="openai/Tiny", hf_repo="timm/tiny.openai", format="open_clip-hub", description="test",
-        architecture=tiny_arch, model_overrides={"quick_gelu": True}, preprocess={"interpolation": "bilinear"},
+        name="openai/Tiny", family="open_clip", hf_repo="timm/tiny.openai", description="test",
+        config=OpenClipEntry(
+            architecture=tiny_arch, model_overrides={"quick_gelu": True}, preprocess={"interpolation": "bilinear"}
+        ),
     )
     monkeypatch.setitem(REGISTRY, entry.name, entry)
     folder = tmp_path / "zoo" / "openai" / "Tiny"
@@ -69,19 +72,20 @@ def test_openai_folder_with_bare_checkpoint_uses_the_entry_architecture(
     monkeypatch.setenv("OPENMEDCLIP_MODELS", str(tmp_path / "zoo"))
     loaded = load_model("openai/Tiny", device="cpu")
     assert loaded.spec.architecture == tiny_arch
-    assert loaded.spec.extra["model_cfg"]["quick_gelu"] is True
+    assert loaded.spec.config.model_cfg["quick_gelu"] is True
     assert isinstance(loaded.model.visual.transformer.resblocks[0].mlp.gelu, open_clip.transformer.QuickGELU)
-    assert loaded.spec.extra["preprocess_cfg"]["interpolation"] == "bilinear"
+    assert loaded.spec.config.preprocess_cfg["interpolation"] == "bilinear"
     expected = load_file(str(folder / "Tiny.safetensors"))
     assert all(torch.equal(value, expected[key]) for key, value in loaded.model.state_dict().items())
 
 
 def test_registry_entries_match_open_clip_and_never_shadow_architectures():
+    registry()
     for arch in OPENAI:
         entry = REGISTRY[f"openai/{arch}"]
         assert entry.hf_repo == open_clip.get_pretrained_cfg(arch, "openai")["hf_hub"].strip("/")
-        assert entry.architecture == arch
-    assert all(entry.format in _FORMATS for entry in REGISTRY.values())
+        assert entry.config.architecture == arch
+    assert all(entry.family in FAMILIES for entry in REGISTRY.values())
     assert not set(REGISTRY) & set(open_clip.list_models())
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
 
 from openmedclip.errors import ModelLoadError
-from openmedclip.models import ModelSpec, load_model, save_model
+from openmedclip.models import load_model, save_model
+from openmedclip.models.families.open_clip import OpenClipFamily
+from openmedclip.models.family import FAMILIES, ModelFamily
 
 
 def _same_features(first, second, texts: list[str], pixels: torch.Tensor) -> None:
@@ -27,7 +30,7 @@ def test_open_clip_text_tower_round_trip(tiny_model_dir, tmp_path):
     reloaded = load_model(folder, device="cpu")
     _same_features(original, reloaded, ["a chest x-ray"], torch.rand(2, 3, 32, 32))
     assert reloaded.logit_scale == pytest.approx(original.logit_scale)
-    assert reloaded.spec.extra["preprocess_cfg"] == json.loads(json.dumps(original.spec.extra["preprocess_cfg"]))
+    assert reloaded.spec.config.preprocess_cfg == json.loads(json.dumps(original.spec.config.preprocess_cfg))
 
 
 def test_hf_text_tower_round_trip_needs_nothing_outside_the_folder(tiny_biomedclip_dir, tmp_path):
@@ -37,7 +40,7 @@ def test_hf_text_tower_round_trip_needs_nothing_outside_the_folder(tiny_biomedcl
     for path in tiny_biomedclip_dir.iterdir():
         path.unlink()  # the source folder is gone: the saved folder must be self-contained
     reloaded = load_model(folder, device="cpu")
-    assert json.loads((folder / "open_clip_config.json").read_text())["model_cfg"] == original.spec.extra["model_cfg"]
+    assert json.loads((folder / "open_clip_config.json").read_text())["model_cfg"] == original.spec.config.model_cfg
     _same_features(original, reloaded, ["Bilateral pleural effusions.", "normal"], torch.rand(2, 3, 64, 64))
 
 
@@ -49,8 +52,16 @@ def test_bf16_model_saves_and_reloads_in_fp32(tiny_model_dir, tmp_path):
         assert torch.equal(reloaded.model.state_dict()[key], value.to(reloaded.model.state_dict()[key].dtype))
 
 
-def test_model_without_open_clip_config_cannot_be_saved(tiny_model_dir, tmp_path):
+def test_family_without_a_save_format_refuses_to_save(tiny_model_dir, tmp_path, monkeypatch):
+    class Unsaveable(OpenClipFamily):
+        name = "unsaveable"
+
+        def save(self, loaded, folder, **options):
+            return ModelFamily.save(self, loaded, folder, **options)
+
+    monkeypatch.setitem(FAMILIES, Unsaveable.name, Unsaveable())
     loaded = load_model(tiny_model_dir, device="cpu")
-    loaded.spec = ModelSpec(name="adapter", architecture="medclip", source="x", format="builtin")
-    with pytest.raises(ModelLoadError, match="only open_clip models"):
+    loaded.spec = dataclasses.replace(loaded.spec, family="unsaveable")
+    with pytest.raises(ModelLoadError, match="unsaveable family cannot be saved"):
         save_model(loaded, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

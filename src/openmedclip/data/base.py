@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from PIL import Image
 
 from openmedclip.errors import ImageReadError, InvalidInputError
+from openmedclip.io.image import MedicalImage
 
 Task = Literal["multiclass", "multilabel", "image-text"]
 
@@ -20,9 +20,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Sample:
-    """One item: an RGB image, its captions, the names of its labels, a stable key and free metadata."""
+    """One item: its image (float pixels + metadata, as ``openmedclip.io`` reads it), its captions, the names of its
+    labels, a stable key and free metadata."""
 
-    image: Image.Image
+    image: MedicalImage
     captions: list[str]
     labels: list[str]
     key: str
@@ -53,8 +54,8 @@ class DataSource(ABC):
     skipped: list[tuple[str, str]]
 
     @abstractmethod
-    def image(self, i: int) -> Image.Image:
-        """The RGB image of row `i`; raises `ImageReadError` when it cannot be read."""
+    def image(self, i: int) -> MedicalImage:
+        """The image of row `i`; raises `ImageReadError` when it cannot be read."""
 
     def captions(self, i: int) -> list[str]:
         """The captions of row `i` (none by default)."""

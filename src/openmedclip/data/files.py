@@ -8,10 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
 from openmedclip.data.base import DataSource, Task, label_matrix, multiclass_targets
 from openmedclip.errors import ImageReadError
+from openmedclip.io import MedicalImage, read_image
 
 
 @dataclass
@@ -25,16 +24,9 @@ class Row:
     meta: dict = field(default_factory=dict)
 
 
-def load_rgb(path: Path, read_options: dict) -> Image.Image:
-    """Read an image file with `openmedclip.io` and convert it to the RGB image a model expects."""
-    from openmedclip.io import read_image, to_model_input
-
-    return to_model_input(read_image(path, **read_options))
-
-
 def _problem(path: Path, read_options: dict) -> str | None:
     try:
-        load_rgb(path, read_options)
+        read_image(path, **read_options)
     except ImageReadError as err:
         return err.problem
     return None
@@ -84,8 +76,8 @@ class FileSource(DataSource):
             found = pool.map(lambda i: _problem(rows[i].path, self.read_options), todo)
             return {i: problem for i, problem in zip(todo, found, strict=True) if problem is not None}
 
-    def image(self, i: int) -> Image.Image:
-        return load_rgb(self.paths[i], self.read_options)
+    def image(self, i: int) -> MedicalImage:
+        return read_image(self.paths[i], **self.read_options)
 
     def captions(self, i: int) -> list[str]:
         return list(self._captions[i])

@@ -7,10 +7,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from openmedclip.data.base import DataSource, Task
 from openmedclip.errors import InvalidInputError
+from openmedclip.io.image import MedicalImage
 
 SPLITS = ("train", "val", "test")
 
@@ -97,5 +97,8 @@ class MedMNIST(DataSource):
             raise InvalidInputError(f"{path}: labels must be one class index in [0, {n_labels}) per image")
         return np.eye(n_labels, dtype=np.float32)[targets], targets
 
-    def image(self, i: int) -> Image.Image:
-        return Image.fromarray(self._images[i]).convert("RGB")
+    def image(self, i: int) -> MedicalImage:
+        pixels = self._images[i]
+        meta = {"format": "medmnist", "bit_depth": 8, "frame": 0, "n_frames": 1, "inverted": False, "spacing": None}
+        photometric = "RGB" if pixels.ndim == 3 else "MONOCHROME2"
+        return MedicalImage(pixels.astype(np.float32), self.keys[i], photometric=photometric, meta=meta)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from openmedclip.atomic import write_text
 from openmedclip.data.base import DataSource, Sample
 from openmedclip.errors import InvalidInputError
+from openmedclip.io import to_model_input
 
 DATASET_INFO = "dataset.json"
 
@@ -22,9 +24,11 @@ def _plain(value: object) -> object:
 
 
 def sample_record(n: int, sample: Sample) -> dict[str, object]:
-    """The tar entries of one sample: `png`, `txt` (first caption) and `json` (key, captions, labels, meta)."""
+    """The tar entries of one sample: `png` (the 8-bit picture a model sees; grey stays grey), `txt` (first caption)
+    and `json` (key, captions, labels, meta)."""
     png = BytesIO()
-    sample.image.save(png, format="PNG")
+    picture = to_model_input(sample.image)
+    (picture.convert("L") if sample.image.pixels.ndim == 2 else picture).save(png, format="PNG")
     info = {"key": sample.key, "captions": sample.captions, "labels": sample.labels, "meta": sample.meta}
     return {
         "__key__": f"{n:08d}",
@@ -71,5 +75,5 @@ def write_shards(
         "shards": [Path(f).name for f in written],
         "skipped": source.skipped,
     }
-    (out / DATASET_INFO).write_text(json.dumps(info, indent=2, default=_plain), encoding="utf-8")
+    write_text(out / DATASET_INFO, json.dumps(info, indent=2, default=_plain))
     return [Path(f) for f in written]

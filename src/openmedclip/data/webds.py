@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from io import BytesIO
 from pathlib import Path
-
-from PIL import Image
 
 from openmedclip.data.base import DataSource, Task, label_matrix, multiclass_targets
 from openmedclip.data.shards import DATASET_INFO
 from openmedclip.errors import ImageReadError, InvalidInputError
+from openmedclip.io import MedicalImage, read_image_bytes
 
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp", "tif", "tiff")
 
@@ -108,12 +106,8 @@ class WebDatasetSource(DataSource):
         for table in (self.keys, self.metadata, self._images, self._origins, self._captions, label_lists):
             table[:] = [item for i, item in enumerate(table) if i not in bad]
 
-    def image(self, i: int) -> Image.Image:
-        try:
-            with Image.open(BytesIO(self._images[i])) as img:
-                return img.convert("RGB")
-        except (OSError, ValueError, Image.DecompressionBombError) as err:
-            raise ImageReadError(self._origins[i], f"cannot decode image: {err}") from None
+    def image(self, i: int) -> MedicalImage:
+        return read_image_bytes(self._images[i], self._origins[i])
 
     def captions(self, i: int) -> list[str]:
         return list(self._captions[i])

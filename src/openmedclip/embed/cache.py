@@ -15,6 +15,7 @@ items); both are written atomically, the JSON last, so an entry without its JSON
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -24,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from openmedclip.atomic import write_json, write_npy
 from openmedclip.data.base import DataSource
 from openmedclip.embed.engine import EncodedImages, ItemError
-from openmedclip.atomic import write_json, write_npy
 from openmedclip.models.loaded import LoadedModel
 
 
@@ -54,10 +55,12 @@ def model_fingerprint(loaded: LoadedModel) -> dict[str, Any]:
     weights = Path(spec.source)
     return {
         "name": spec.name,
+        "family": spec.family,
         "architecture": spec.architecture,
         "format": spec.format,
         "source": spec.source,
-        "extra": spec.extra,
+        "config": dataclasses.asdict(spec.config) if dataclasses.is_dataclass(spec.config) else spec.config,
+        "folder": spec.folder,
         "preprocess": repr(loaded.preprocess),
         "dtype": str(loaded.dtype),
         "device": loaded.device.type,

@@ -1,28 +1,32 @@
 """The batched encoding engine: images and texts in, L2-normalised float32 features out.
 
-Decoding and preprocessing run in DataLoader workers while the model encodes the previous batch. An item that
-cannot be read is recorded in ``errors`` and skipped; every other item still gets its features.
+Images are files, ``MedicalImage``s, PIL images or the rows of a data source. Decoding and the model family's
+preprocess (which receives the ``MedicalImage``, so a family may use one channel or high-bit input) run in
+DataLoader workers while the model encodes the previous batch. An item whose *content* is bad (unreadable,
+corrupt, wrong shape: an :class:`~openmedclip.errors.OpenMedClipError`) is recorded in ``errors`` and skipped;
+every other item still gets its features. Any other exception is a bug and propagates.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from ..errors import InvalidInputError
-from ..models.loaded import LoadedModel
-from ..progress import progress_bar
+from openmedclip.embed.inputs import ImageItem, ItemReader
+from openmedclip.errors import InvalidInputError, OpenMedClipError
+from openmedclip.models.loaded import LoadedModel
+from openmedclip.progress import progress_bar
 
-ImageItem = Union[str, Path, Image.Image, Any]
-"""A file path, an RGB ``PIL.Image`` or an ``openmedclip.io.MedicalImage``."""
+if TYPE_CHECKING:
+    from openmedclip.data.base import DataSource
+
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,8 @@ class ItemError:
 class EncodedImages:
     """Features for the items that could be read.
 
-    ``features`` is ``[M, D]`` float32, L2-normalised, on the CPU; row ``k`` belongs to input ``indices[k]``.
+    ``features`` is ``[M, D]`` float32, L2-normalised, on the CPU; row ``k`` belongs to input ``indices[k]``
+    (a position in the items, or in ``rows`` for a data source), named ``items[k]``.
     """
 
     features: torch.Tensor
@@ -50,41 +55,25 @@ class EncodedImages:
     errors: list[ItemError] = field(default_factory=list)
 
 
-def describe_item(item: ImageItem) -> str:
-    """A short name for an input item, used in results and error messages."""
-    if isinstance(item, (str, Path)):
-        return str(item)
-    path = getattr(item, "path", None) or getattr(item, "filename", None)
-    return str(path) if path else f"<{type(item).__name__}>"
-
-
-def load_model_input(item: ImageItem, read_options: dict[str, Any] | None = None) -> Image.Image:
-    """Read a file (any format ``openmedclip.io`` knows) or take an image object, as an RGB ``PIL.Image``."""
-    if isinstance(item, Image.Image):
-        return item if item.mode == "RGB" else item.convert("RGB")
-    from ..io import MedicalImage, read_image, to_model_input
-
-    if isinstance(item, MedicalImage):
-        return to_model_input(item)
-    return to_model_input(read_image(item, **(read_options or {})))
+def _problem(error: OpenMedClipError) -> str:
+    return getattr(error, "problem", None) or str(error) or type(error).__name__
 
 
 class _ImageDataset(Dataset):
-    """Reads and preprocesses one item; failures travel as messages instead of exceptions."""
+    """Reads and preprocesses one item; input problems travel as messages, bugs as exceptions."""
 
-    def __init__(self, items: Sequence[ImageItem], preprocess, read_options: dict[str, Any] | None):
-        self.items = items
+    def __init__(self, reader: ItemReader, preprocess: Callable[[Any], torch.Tensor]):
+        self.reader = reader
         self.preprocess = preprocess
-        self.read_options = read_options
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.reader)
 
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str | None]:
         try:
-            return index, self.preprocess(load_model_input(self.items[index], self.read_options)), None
-        except Exception as error:  # noqa: BLE001 - a batch job reports every bad item and goes on
-            return index, None, str(error) or type(error).__name__
+            return index, self.preprocess(self.reader.read(index)), None
+        except OpenMedClipError as error:
+            return index, None, _problem(error)
 
 
 def _collate(batch: list[tuple[int, torch.Tensor | None, str | None]]):
@@ -108,50 +97,68 @@ def normalise(features: torch.Tensor) -> torch.Tensor:
 
 def encode_images(
     loaded: LoadedModel,
-    items: Sequence[ImageItem],
+    items: Sequence[ImageItem] | DataSource,
     *,
+    rows: Sequence[int] | None = None,
     batch_size: int = 32,
     num_workers: int | None = None,
     read_options: dict[str, Any] | None = None,
+    autocast: Callable[[], AbstractContextManager] | None = None,
     progress: bool = False,
 ) -> EncodedImages:
-    """Encode images in batches; unreadable items are listed in ``errors`` and skipped."""
-    workers = default_num_workers(len(items), batch_size) if num_workers is None else num_workers
+    """Encode images in batches; items with bad content are listed in ``errors`` and skipped.
+
+    ``items`` is a sequence of paths / ``MedicalImage`` / PIL images, or a data source (``rows`` picks its rows,
+    default all). ``read_options`` go to ``read_image`` for paths (window, frame, slice). ``autocast`` gives the
+    mixed-precision context of the forward passes (training validation); by default inputs are cast to the
+    model's dtype.
+    """
+    reader = ItemReader(items, rows, read_options)
+    workers = default_num_workers(len(reader), batch_size) if num_workers is None else num_workers
     loader = DataLoader(
-        _ImageDataset(items, loaded.preprocess, read_options),
+        _ImageDataset(reader, loaded.preprocess),
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=_collate,
         pin_memory=loaded.device.type == "cuda",
         persistent_workers=False,
     )
+    context = autocast or nullcontext
     chunks: list[torch.Tensor] = []
     indices: list[int] = []
     errors: list[ItemError] = []
-    with progress_bar("Encoding images", total=len(items), enabled=progress) as advance, torch.inference_mode():
+    with progress_bar("Encoding images", total=len(reader), enabled=progress) as advance, torch.inference_mode():
         for batch_indices, pixels, failed in loader:
-            errors.extend(ItemError(i, describe_item(items[i]), message) for i, message in failed)
+            errors.extend(ItemError(i, reader.name(i), message) for i, message in failed)
             if pixels is not None:
                 pixels = pixels.to(loaded.device, dtype=loaded.dtype, non_blocking=True)
-                chunks.append(normalise(loaded.model.encode_image(pixels)))
+                with context():
+                    chunks.append(normalise(loaded.model.encode_image(pixels)))
                 indices.extend(batch_indices)
             advance(len(batch_indices) + len(failed))
     dim = chunks[0].shape[1] if chunks else 0
     features = torch.cat(chunks) if chunks else torch.empty(0, dim)
-    return EncodedImages(features, indices, [describe_item(items[i]) for i in indices], errors)
+    return EncodedImages(features, indices, [reader.name(i) for i in indices], errors)
 
 
 def encode_texts(
-    loaded: LoadedModel, texts: Sequence[str], *, batch_size: int = 256, progress: bool = False
+    loaded: LoadedModel,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 256,
+    autocast: Callable[[], AbstractContextManager] | None = None,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Encode texts in batches: ``[N, D]`` float32, L2-normalised, on the CPU."""
     texts = list(texts)
+    context = autocast or nullcontext
     chunks: list[torch.Tensor] = []
     with progress_bar("Encoding texts", total=len(texts), enabled=progress) as advance, torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
             tokens = loaded.tokenizer(batch).to(loaded.device)
-            chunks.append(normalise(loaded.model.encode_text(tokens)))
+            with context():
+                chunks.append(normalise(loaded.model.encode_text(tokens)))
             advance(len(batch))
     if not chunks:
         raise InvalidInputError("encode_texts needs at least one text")

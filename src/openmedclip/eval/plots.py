@@ -19,8 +19,13 @@ from matplotlib.figure import Figure
 
 from openmedclip.atomic import write_atomic
 from openmedclip.progress import progress_bar
+from openmedclip.tasks.registry import by_benchmark_name
 
-_SHORT_TASK = {"zeroshot_classification": "zeroshot", "linear_probe": "probe", "zeroshot_retrieval": "retrieval"}
+
+def _short_task(benchmark_name: str) -> str:
+    """A result's task as named in suites (``zeroshot``), for titles and file names."""
+    spec = by_benchmark_name().get(benchmark_name)
+    return spec.name if spec is not None else _safe(benchmark_name)
 
 
 def _safe(name: str) -> str:
@@ -65,7 +70,7 @@ def confusion_figure(result: dict[str, Any]) -> Figure:
     ax.set_xticks(ticks, names, rotation=45, ha="right", fontsize=7)
     ax.set_yticks(ticks, names, fontsize=7)
     ax.set(xlabel="predicted", ylabel="true")
-    task = _SHORT_TASK.get(result["task"], result["task"])
+    task = _short_task(result["task"])
     ax.set_title(f"{result['dataset']} · {task} · {_label(result)}", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     return fig
@@ -92,18 +97,20 @@ def kshot_figure(dataset: str, results: Sequence[dict[str, Any]]) -> Figure:
 
 
 def write_plots(results: Sequence[dict[str, Any]], folder: Path, *, progress: bool = False) -> list[Path]:
-    """Every plot the results have data for; returns the PNG paths."""
+    """Every plot kind each result's task declares (see the task registry) that the result has data for;
+    returns the PNG paths."""
+    specs = by_benchmark_name()
     jobs = []
-    for r in results:
-        stem = folder / _safe(_label(r)) / f"{_safe(r['dataset'])}_{_SHORT_TASK.get(r['task'], _safe(r['task']))}"
-        plots = r.get("plots") or {}
-        if plots.get("roc"):
-            jobs.append((Path(f"{stem}_roc.png"), roc_figure, (r,)))
-        if plots.get("confusion_matrix"):
-            jobs.append((Path(f"{stem}_confusion.png"), confusion_figure, (r,)))
     probes: dict[str, list[dict[str, Any]]] = {}
     for r in results:
-        if (r.get("plots") or {}).get("k_curve"):
+        kinds = specs[r["task"]].plots if r["task"] in specs else ()
+        stem = folder / _safe(_label(r)) / f"{_safe(r['dataset'])}_{_short_task(r['task'])}"
+        plots = r.get("plots") or {}
+        if "roc" in kinds and plots.get("roc"):
+            jobs.append((Path(f"{stem}_roc.png"), roc_figure, (r,)))
+        if "confusion" in kinds and plots.get("confusion_matrix"):
+            jobs.append((Path(f"{stem}_confusion.png"), confusion_figure, (r,)))
+        if "kshot" in kinds and plots.get("k_curve"):
             probes.setdefault(r["dataset"], []).append(r)
     for dataset, group in probes.items():
         jobs.append((folder / "kshot" / f"{_safe(dataset)}.png", kshot_figure, (dataset, group)))

@@ -11,21 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openmedclip.errors import InvalidInputError
 from openmedclip.atomic import write_text
-
-HEADLINES: dict[str, tuple[str, ...]] = {
-    "zeroshot_classification": ("acc1", "auroc", "mean_auroc"),
-    "linear_probe": ("lp_acc1",),
-    "zeroshot_retrieval": ("image_retrieval_recall@5", "text_retrieval_recall@5"),
-}
-"""Metrics shown in the Markdown/CSV tables, per task (a table per metric that some result has)."""
-
-TASK_TITLES = {
-    "zeroshot_classification": "Zero-shot classification",
-    "linear_probe": "Linear probe (all training rows, first seed)",
-    "zeroshot_retrieval": "Image–text retrieval",
-}
+from openmedclip.errors import InvalidInputError
+from openmedclip.tasks.registry import by_benchmark_name
 
 RESULT_KEYS = ("dataset", "model", "task", "metrics")
 
@@ -86,9 +74,10 @@ def headline_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[li
     index = {(r["task"], r["dataset"], model_label(r)): r for r in results}
     rows = []
     tasks = {r["task"] for r in results}
-    for task in [*(t for t in HEADLINES if t in tasks), *sorted(tasks - set(HEADLINES))]:
+    specs = by_benchmark_name()
+    for task in [*(t for t in specs if t in tasks), *sorted(tasks - set(specs))]:
         datasets = sorted({r["dataset"] for r in results if r["task"] == task})
-        for metric in HEADLINES.get(task, ()):
+        for metric in (specs[task].headline if task in specs else ()):
             if not any(metric in r["metrics"] for r in results if r["task"] == task):
                 continue
             for dataset in datasets:
@@ -104,10 +93,11 @@ def markdown(results: Sequence[dict[str, Any]], summaries: Sequence[dict[str, An
     suites = ", ".join(sorted({str(r.get("suite", "?")) for r in results}))
     lines = ["# Evaluation report", "", f"Suite(s): {suites}. Cells: value [{level:.0%} bootstrap interval]."]
     shown = None
+    titles = {name: spec.title for name, spec in by_benchmark_name().items()}
     for task, metric, dataset, *cells in rows:
         if (task, metric) != shown:
             shown = (task, metric)
-            lines += ["", f"## {TASK_TITLES.get(task, task)} — {metric}", ""]
+            lines += ["", f"## {titles.get(task, task)} — {metric}", ""]
             lines += ["| dataset | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
     lines += _notes(summaries)

@@ -25,28 +25,33 @@ import numpy as np
 import torch
 
 from openmedclip import __version__
-from openmedclip.data import DataSource, open_source
-from openmedclip.embed import EncodedImages, ItemError, encode_images, encode_texts
-from openmedclip.errors import ImageReadError, InvalidInputError, OpenMedClipError
 from openmedclip.atomic import write_json
-from openmedclip.embed.cache import FeatureCache, data_fingerprint, digest, model_fingerprint
-from openmedclip.eval.records import TaskRecord, probe_record, retrieval_record, zeroshot_record
-from openmedclip.eval.suite import TASKS, DatasetEntry, Suite, missing_paths, resolve_spec
+from openmedclip.data import DataSource, open_source
+from openmedclip.embed import EncodedImages, encode_images, encode_texts
+from openmedclip.embed.cache import (
+    FeatureCache,
+    data_fingerprint,
+    digest,
+    model_fingerprint,
+)
+from openmedclip.errors import InvalidInputError, OpenMedClipError
+from openmedclip.eval.suite import DatasetEntry, Suite, missing_paths, resolve_spec
+from openmedclip.metrics.defaults import CI_LEVEL, N_BOOTSTRAP
 from openmedclip.models import LoadedModel, load_model
+from openmedclip.tasks.registry import TaskInputs, TaskRecord, get_task, task_names
 
 DATA_ENV = "OPENMEDCLIP_DATA"
 """Environment variable naming the data root when ``--data-root`` is not given."""
 
-CI_LEVEL = 0.95
 
 
 @dataclass
 class EvalOptions:
     """How to run a suite; the defaults match the ``openmedclip eval`` command."""
 
-    tasks: Sequence[str] = TASKS
+    tasks: Sequence[str] = field(default_factory=task_names)
     datasets: Sequence[str] = ()
-    n_bootstrap: int = 1000
+    n_bootstrap: int = N_BOOTSTRAP
     k_shots: Sequence[int | None] = (1, 2, 4, 8, 16, None)
     seeds: Sequence[int] = (0, 1, 2)
     limit: int | None = None
@@ -136,13 +141,16 @@ def _split(
 
 
 def _check_tasks(tasks: list[str], split: _Split, where: str) -> None:
+    """Every task's declared data needs are met by the test split's source."""
     source = split.source
-    if {"zeroshot", "probe"} & set(tasks) and source.task == "image-text":
-        raise InvalidInputError(f"{where}: zeroshot/probe need class labels; {source.name} has none")
-    if "probe" in tasks and source.task != "multiclass":
-        raise InvalidInputError(f"{where}: probe needs a multiclass source; {source.name} is {source.task}")
-    if "retrieval" in tasks and not any(source.captions(i) for i in split.rows):
-        raise InvalidInputError(f"{where}: retrieval needs captions; {source.name} has none")
+    for task in tasks:
+        needs = get_task(task).needs
+        if "labels" in needs and source.task == "image-text":
+            raise InvalidInputError(f"{where}: {task} needs class labels; {source.name} has none")
+        if "multiclass" in needs and source.task != "multiclass":
+            raise InvalidInputError(f"{where}: {task} needs a multiclass source; {source.name} is {source.task}")
+        if "captions" in needs and not any(source.captions(i) for i in split.rows):
+            raise InvalidInputError(f"{where}: {task} needs captions; {source.name} has none")
 
 
 def prepare(
@@ -164,45 +172,25 @@ def prepare(
     test = _split(source, spec, mapping, options.limit, where)
     train = None
     train_spec = entry.train_source()
-    if "probe" in tasks and train_spec is not None:
+    if any("train_split" in get_task(t).needs for t in tasks) and train_spec is not None:
         train_spec = resolve_spec(train_spec, data_root)
         missing = missing_paths(train_spec)
         if missing:
             reason = f"not found: {', '.join(missing)}"
-            summary.skipped.append({"dataset": entry.name, "task": "probe", "reason": reason})
-            tasks.remove("probe")
+            for task in [t for t in tasks if "train_split" in get_task(t).needs]:
+                summary.skipped.append({"dataset": entry.name, "task": task, "reason": reason})
+                tasks.remove(task)
         else:
             train = _split(open_source(train_spec), train_spec, mapping, options.limit, f"{where} train")
     _check_tasks(tasks, test, where)
     return _Prepared(entry, tasks, test, train, list(mapping.values()), time.perf_counter() - start)
 
 
-def _encode(loaded: LoadedModel, source: DataSource, rows: list[int], options: EvalOptions) -> EncodedImages:
-    """Features of ``rows``; ``indices`` and error indices are positions in ``rows``, ``items`` are source keys."""
-    paths = getattr(source, "paths", None)
-    early: list[ItemError] = []
-    if paths is not None:
-        items: list[Any] = [paths[r] for r in rows]
-        positions = list(range(len(rows)))
-    else:
-        items, positions = [], []
-        for position, row in enumerate(rows):
-            try:
-                items.append(source.image(row))
-                positions.append(position)
-            except ImageReadError as err:
-                early.append(ItemError(position, source.keys[row], err.problem))
-    encoded = encode_images(
-        loaded,
-        items,
-        batch_size=options.batch_size,
-        read_options=getattr(source, "read_options", None),
-        progress=options.progress,
+def _encode(loaded: LoadedModel, split: _Split, options: EvalOptions) -> EncodedImages:
+    """Features of the split's rows; ``indices`` are positions in ``split.rows``, ``items`` source keys."""
+    return encode_images(
+        loaded, split.source, rows=split.rows, batch_size=options.batch_size, progress=options.progress
     )
-    indices = [positions[i] for i in encoded.indices]
-    late = [ItemError(positions[e.index], source.keys[rows[positions[e.index]]], e.message) for e in encoded.errors]
-    errors = sorted(early + late, key=lambda e: e.index)
-    return EncodedImages(encoded.features, indices, [source.keys[rows[i]] for i in indices], errors)
 
 
 class _ModelRun:
@@ -217,7 +205,7 @@ class _ModelRun:
         """Features of a split (cached); notes the cache status and seconds under ``used[name]``."""
         start = time.perf_counter()
         key = digest([self.fingerprint, data_fingerprint(split.source, split.rows, split.spec), "images"])
-        encoded, hit = self.cache.images(key, lambda: _encode(self.loaded, split.source, split.rows, self.options))
+        encoded, hit = self.cache.images(key, lambda: _encode(self.loaded, split, self.options))
         used[name] = ("hit" if hit else self.status, time.perf_counter() - start)
         return encoded
 
@@ -240,7 +228,9 @@ def _captions(split: _Split, encoded: EncodedImages) -> tuple[list[str], list[in
 
 
 def _encoded_targets(split: _Split, encoded: EncodedImages) -> np.ndarray:
-    """The targets of the rows that were encoded, in feature order."""
+    """The targets of the rows that were encoded, in feature order (empty for image–text data)."""
+    if not len(split.targets):
+        return split.targets
     return split.targets[np.asarray(split.rows)[encoded.indices]]
 
 
@@ -250,31 +240,27 @@ def _run_task(
     options = run.options
     if not encoded.indices:
         raise InvalidInputError(f"dataset '{prep.entry.name}': none of its {len(prep.test.rows)} images could be read")
-    if task == "zeroshot":
-        return zeroshot_record(
-            run.loaded,
-            encoded.features,
-            _encoded_targets(prep.test, encoded),
-            prep.class_names,
-            prep.entry.prompts,
-            multilabel=prep.test.source.task == "multilabel",
-            n_bootstrap=options.n_bootstrap,
-        )
-    if task == "probe":
-        train = run.images(prep.train, used, "train_images")
-        return probe_record(
-            train.features,
-            _encoded_targets(prep.train, train),
-            encoded.features,
-            _encoded_targets(prep.test, encoded),
-            prep.class_names,
-            k_shots=options.k_shots,
-            seeds=options.seeds,
-            n_bootstrap=options.n_bootstrap,
-        )
-    texts, owner = _captions(prep.test, encoded)
-    text_features = run.texts(texts, used)
-    return retrieval_record(encoded.features, text_features, owner, n_bootstrap=options.n_bootstrap)
+
+    def train() -> tuple[torch.Tensor, np.ndarray]:
+        assert prep.train is not None, "a task needing a training split runs only when it is there"
+        features = run.images(prep.train, used, "train_images")
+        return features.features, _encoded_targets(prep.train, features)
+
+    inputs = TaskInputs(
+        loaded=run.loaded,
+        features=encoded.features,
+        targets=_encoded_targets(prep.test, encoded),
+        class_names=prep.class_names,
+        prompts=prep.entry.prompts,
+        multilabel=prep.test.source.task == "multilabel",
+        captions=partial(_captions, prep.test, encoded),
+        text_features=partial(run.texts, used=used),
+        train=train,
+        n_bootstrap=options.n_bootstrap,
+        k_shots=options.k_shots,
+        seeds=options.seeds,
+    )
+    return get_task(task).build_record(inputs)
 
 
 def _skipped_items(split: _Split, encoded: EncodedImages) -> list[dict[str, str]]:
@@ -351,9 +337,9 @@ def run_suite(
 ) -> RunSummary:
     """Evaluate every model on the suite's datasets; see the module docstring for what is written."""
     options = options or EvalOptions()
-    unknown = [t for t in options.tasks if t not in TASKS]
+    unknown = [t for t in options.tasks if t not in task_names()]
     if unknown:
-        raise InvalidInputError(f"unknown task(s) {unknown} (known: {list(TASKS)})")
+        raise InvalidInputError(f"unknown task(s) {unknown} (known: {list(task_names())})")
     if not models:
         raise InvalidInputError("no model given: pass --model at least once")
     summary = RunSummary()

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from PIL import Image
 
 from openmedclip.io.image import MedicalImage
+from openmedclip.io.voi import HeaderVOI
 from openmedclip.io.windowing import window_to_unit
+
+
+class IntensityScalingWarning(UserWarning):
+    """``to_model_input`` fell back to per-image min-max scaling (no window for high-bit, float or HU data)."""
 
 
 def to_model_input(image: MedicalImage) -> Image.Image:
@@ -14,21 +21,37 @@ def to_model_input(image: MedicalImage) -> Image.Image:
 
     Scaling to 0..255, in order of precedence:
 
-    1. ``image.window`` set: ``centre - width/2`` maps to 0 and ``centre + width/2`` to 255, clipped outside.
-    2. 8-bit data (``meta["bit_depth"] <= 8`` with all pixels in 0..255): values are kept as they are.
-    3. anything else (16-bit, float, HU without a window): min-max scaling of this image to 0..255
-       (a constant image becomes 0).
+    1. DICOM header VOI (``image.voi``, while ``image.window`` is still ``voi.window`` and
+       ``meta["window_source"]`` is not 'user'): pydicom's ``apply_voi_lut`` applies Window
+       Center/Width with its VOI LUT Function (LINEAR, LINEAR_EXACT, SIGMOID, PS3.3 C.11.2.1.2) or the
+       VOI LUT, and its output range (the window's, or 0..2**bits - 1 of the LUT entries) maps onto
+       0..255. For MONOCHROME1 it is applied to the stored orientation and the result reversed.
+    2. ``image.window`` set (the caller's window, or a header window without ``voi``):
+       ``centre - width/2`` maps to 0 and ``centre + width/2`` to 255, clipped outside.
+    3. 8-bit data (``meta["bit_depth"] <= 8`` with all pixels in 0..255): values are kept as they are.
+    4. anything else (16-bit, float, HU without a window): min-max scaling of this image to 0..255
+       (a constant image becomes 0), with an :class:`IntensityScalingWarning` naming the file.
 
     Values are rounded to the nearest integer. Grey images are repeated into three identical channels.
     MONOCHROME1 inversion already happened in ``read_image``, so bright means dense here too.
     """
     pixels = image.pixels.astype(np.float32, copy=False)
-    if image.window is not None:
+    voi = _header_voi(image)
+    if voi is not None:
+        scaled = voi.to_unit(pixels) * 255.0
+    elif image.window is not None:
         scaled = window_to_unit(pixels, image.window) * 255.0
     elif _is_8bit(image):
         scaled = pixels
     else:
         low, high = float(pixels.min()), float(pixels.max())
+        warnings.warn(
+            f"{image.path}: {_data_kind(image)} without a window was min-max scaled to 0..255 over this image's"
+            f" own range ({low:g}..{high:g}), so grey levels are not comparable between images; pass"
+            " window= to read_image (a preset such as 'lung' or a (centre, width) pair) for a fixed mapping",
+            IntensityScalingWarning,
+            stacklevel=2,
+        )
         scaled = (pixels - low) * (255.0 / (high - low)) if high > low else np.zeros_like(pixels)
     grey_or_rgb = np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
     if grey_or_rgb.ndim == 2:
@@ -36,6 +59,27 @@ def to_model_input(image: MedicalImage) -> Image.Image:
     return Image.fromarray(grey_or_rgb)
 
 
+def _header_voi(image: MedicalImage) -> HeaderVOI | None:
+    """The header VOI when it still describes ``image.window`` (no caller's window replaced it)."""
+    voi = image.voi
+    if voi is None or image.pixels.ndim != 2 or image.meta.get("window_source") == "user":
+        return None
+    return voi if image.window == voi.window else None
+
+
 def _is_8bit(image: MedicalImage) -> bool:
     pixels = image.pixels
     return image.meta.get("bit_depth", 16) <= 8 and float(pixels.min()) >= 0.0 and float(pixels.max()) <= 255.0
+
+
+def _data_kind(image: MedicalImage) -> str:
+    """What was min-max scaled, for the warning."""
+    meta = image.meta
+    if image.modality == "CT":
+        return "CT data (Hounsfield units)"
+    if "rescale_slope" in meta or meta.get("modality_lut"):
+        return "rescaled DICOM data (Modality LUT)"
+    if meta.get("sample_format") == "ieeefp":
+        return "float data"
+    bits = int(meta.get("bit_depth", 16))
+    return f"{bits}-bit data" if bits > 8 else "data outside 0..255"

@@ -1,19 +1,34 @@
-"""DICOM through pydicom: Modality LUT, header VOI window, MONOCHROME1 inversion, frames and colour."""
+"""DICOM through pydicom: Modality LUT, header VOI (recorded), MONOCHROME1 inversion, frames and colour."""
 
 from __future__ import annotations
 
+import math
+import struct
 from pathlib import Path
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, pixel_array
-from pydicom.uid import UID, JPEG2000TransferSyntaxes, JPEGLSTransferSyntaxes, JPEGTransferSyntaxes, RLETransferSyntaxes
+from pydicom.pixels import (
+    apply_color_lut,
+    apply_modality_lut,
+    apply_voi,
+    get_decoder,
+    pixel_array,
+)
+from pydicom.uid import (
+    UID,
+    JPEG2000TransferSyntaxes,
+    JPEGLSTransferSyntaxes,
+    JPEGTransferSyntaxes,
+    RLETransferSyntaxes,
+)
 
 from openmedclip.errors import ImageReadError
 from openmedclip.io.checks import check_pixel_count, choose_index, one_line
 from openmedclip.io.image import MedicalImage
+from openmedclip.io.voi import VOI_LUT_FUNCTIONS, HeaderVOI
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _DECODER_PACKAGES: dict[str, str] = {
@@ -30,9 +45,14 @@ def read_dicom(path: Path, *, frame: int | None = None) -> MedicalImage:
     Grey frames go through the Modality LUT (LUT sequence or rescale slope/intercept, also from enhanced
     multi-frame functional groups), so CT comes out in HU. MONOCHROME1 frames are reflected as
     ``offset - value``, offset being the sum of the smallest and largest representable values after the
-    Modality LUT, and the header window is reflected the same way. The header window (Window Center/Width,
-    first value when several; else the input range of a VOI LUT sequence, as a linear stand-in) is
-    recorded in ``window``, not applied. Colour frames (RGB, YBR_*, PALETTE COLOR) come out as RGB.
+    Modality LUT. The frame's header VOI (top level, else per-frame or shared functional groups) is
+    recorded, not applied: Window Center/Width (first value when several, width at least 1 for LINEAR)
+    with its VOI LUT Function, else the first VOI LUT Sequence item, goes to ``voi`` (applied through
+    pydicom by ``to_model_input``) and a display ``window`` (the header window, or the LUT's input range
+    as a linear stand-in), both reflected for MONOCHROME1. ``meta["window_source"]`` names it: 'header'
+    (with ``meta["voi_lut_function"]``: LINEAR, LINEAR_EXACT or SIGMOID, LINEAR when absent or unknown),
+    'voi_lut', 'voi_lut_range' (a VOI LUT pydicom cannot use: only the linear stand-in is kept) or None.
+    Colour frames (RGB, YBR_*, PALETTE COLOR) come out as RGB.
     """
     ds = _dataset(path)
     rows, columns = _dimensions(path, ds)
@@ -66,8 +86,8 @@ def read_dicom(path: Path, *, frame: int | None = None) -> MedicalImage:
         meta["bit_depth"] = 8
     if stored.ndim == 3:
         return MedicalImage(stored.astype(np.float32), str(path), modality, photometric="RGB", meta=meta)
-    pixels, window = _grey(ds, index, stored, photometric, meta)
-    return MedicalImage(pixels, str(path), modality, photometric="MONOCHROME2", window=window, meta=meta)
+    pixels, voi, window = _grey(ds, index, stored, photometric, meta)
+    return MedicalImage(pixels, str(path), modality, photometric="MONOCHROME2", window=window, meta=meta, voi=voi)
 
 
 def _dataset(path: Path) -> Dataset:
@@ -112,8 +132,8 @@ def _require_decoder(path: Path, syntax: UID | None) -> None:
 
 def _grey(
     ds: Dataset, index: int, stored: np.ndarray, photometric: str, meta: dict
-) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """Apply the Modality LUT and MONOCHROME1 inversion; return pixels and the header window."""
+) -> tuple[np.ndarray, HeaderVOI | None, tuple[float, float] | None]:
+    """Apply the Modality LUT and MONOCHROME1 inversion; return pixels, the header VOI and its window."""
     if ds.get("ModalityLUTSequence"):
         source: Dataset | None = ds
     else:
@@ -123,15 +143,15 @@ def _grey(
         meta["rescale_slope"] = float(source.RescaleSlope)
         meta["rescale_intercept"] = float(source.RescaleIntercept)
     meta["modality_lut"] = bool(ds.get("ModalityLUTSequence"))
-    window, meta["window_source"] = _header_window(ds, index)
     values = values.astype(np.float64)
+    offset = None
     if photometric == "MONOCHROME1":
         offset = _inversion_offset(ds, stored, source)
         values = offset - values
-        window = (offset - window[0], window[1]) if window else None
         meta["inverted"] = True
         meta["inversion_offset"] = offset
-    return values.astype(np.float32), window
+    voi, window = _header_voi(ds, index, offset, meta)
+    return values.astype(np.float32), voi, window
 
 
 def _inversion_offset(ds: Dataset, stored: np.ndarray, source: Dataset | None) -> float:
@@ -147,22 +167,66 @@ def _inversion_offset(ds: Dataset, stored: np.ndarray, source: Dataset | None) -
     return float(np.min(bounds)) + float(np.max(bounds))
 
 
-def _header_window(ds: Dataset, index: int) -> tuple[tuple[float, float] | None, str | None]:
-    """The header's (centre, width) and where it came from ('header', 'voi_lut_range'), or (None, None)."""
+def _header_voi(
+    ds: Dataset, index: int, offset: float | None, meta: dict
+) -> tuple[HeaderVOI | None, tuple[float, float] | None]:
+    """The frame's header VOI and display window; sets ``meta["window_source"]`` (see ``read_dicom``)."""
+    meta["window_source"] = None
     source = _attribute_source(ds, index, "FrameVOILUTSequence", "WindowCenter")
-    if source is not None:
-        try:
-            centre, width = _first(source.WindowCenter), _first(source.get("WindowWidth"))
-        except (TypeError, ValueError, IndexError):
-            centre, width = 0.0, 0.0
-        if width > 0:
-            return (centre, width), "header"
-    luts = ds.get("VOILUTSequence")
-    if luts and luts[0].get("LUTDescriptor"):
-        entries, first = int(luts[0].LUTDescriptor[0]) or 65536, int(luts[0].LUTDescriptor[1])
-        if entries > 1:
-            return (first + (entries - 1) / 2.0, float(entries - 1)), "voi_lut_range"
-    return None, None
+    voi = _window_voi(source, offset) if source is not None else None
+    if voi is not None:
+        meta["window_source"], meta["voi_lut_function"] = "header", voi.function
+        return voi, voi.window
+    source = _attribute_source(ds, index, "FrameVOILUTSequence", "VOILUTSequence")
+    item = source.VOILUTSequence[0] if source is not None and source.VOILUTSequence else None
+    descriptor = _lut_descriptor(item)
+    if item is None or descriptor is None:
+        return None, None
+    entries = _lut_entries(ds, item, descriptor)
+    voi = HeaderVOI(lut_descriptor=descriptor, lut_data=entries or (), inversion_offset=offset)
+    meta["window_source"] = "voi_lut" if entries is not None else "voi_lut_range"
+    return (voi if entries is not None else None), voi.window
+
+
+def _window_voi(source: Dataset, offset: float | None) -> HeaderVOI | None:
+    """Window Center/Width and VOI LUT Function (unknown terms read as LINEAR), or None when unusable."""
+    try:
+        centre, width = _first(source.WindowCenter), _first(source.get("WindowWidth"))
+    except (TypeError, ValueError, IndexError):
+        return None
+    function = str(source.get("VOILUTFunction") or "LINEAR").strip().upper()
+    function = function if function in VOI_LUT_FUNCTIONS else "LINEAR"
+    # PS3.3 C.11.2.1.2: LINEAR needs a width of at least 1, LINEAR_EXACT and SIGMOID a positive one.
+    usable = width >= 1 if function == "LINEAR" else width > 0
+    if not (usable and math.isfinite(centre) and math.isfinite(width)):
+        return None
+    return HeaderVOI(centre=centre, width=width, function=function, inversion_offset=offset)
+
+
+def _lut_descriptor(item: Dataset | None) -> tuple[int, int, int] | None:
+    """LUT Descriptor (entries, 0 meaning 65536; first mapped value; bits per entry) for two entries or more."""
+    if item is None:
+        return None
+    try:
+        entries, first, bits = (int(value) for value in item.LUTDescriptor)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return (entries, first, bits) if (entries or 65536) > 1 else None
+
+
+def _lut_entries(ds: Dataset, item: Dataset, descriptor: tuple[int, int, int]) -> tuple[int, ...] | None:
+    """The VOI LUT's entries as pydicom decodes its LUT Data (US, or OW in the file's byte order).
+
+    None when pydicom cannot use the LUT (unsupported bits per entry, too little data, ...).
+    """
+    view = Dataset()
+    view.VOILUTSequence = [item]
+    view.set_original_encoding(*ds.original_encoding)
+    entries, first = descriptor[0] or 65536, descriptor[1]
+    try:
+        return tuple(int(value) for value in apply_voi(np.arange(first, first + entries), view))
+    except (NotImplementedError, AttributeError, LookupError, TypeError, ValueError, struct.error):
+        return None  # e.g. 12 bits per entry, LUT Data shorter than the descriptor says, unknown byte order
 
 
 def _first(value: object) -> float:

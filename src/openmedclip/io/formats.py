@@ -49,6 +49,11 @@ def sniff_format(path: Path) -> str | None:
             head = handle.read(132)
     except OSError:
         return None
+    return sniff_bytes(head)
+
+
+def sniff_bytes(head: bytes) -> str | None:
+    """The format named by a file's first bytes (at least 132 for DICOM), or None."""
     if head[128:132] == b"DICM":
         return "dicom"
     for signature, kind in _SIGNATURES:

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from openmedclip.io.voi import HeaderVOI
+
 
 @dataclass
 class MedicalImage:
@@ -22,8 +24,11 @@ class MedicalImage:
       min-is-white TIFF pixels are reflected as ``offset - value``; ``meta["inverted"]`` is then True
       and ``meta["inversion_offset"]`` holds ``offset`` so the stored values can be recovered.
     * ``window`` is ``(centre, width)`` in the units of ``pixels``: the caller's choice, else the DICOM
-      header's (reflected like the pixels for MONOCHROME1), else None. It is recorded, not applied:
-      ``openmedclip.io.to_model_input`` applies it.
+      header's (reflected like the pixels for MONOCHROME1; for a VOI LUT its input range as a linear
+      stand-in), else None. It is recorded, not applied: ``openmedclip.io.to_model_input`` applies it.
+    * ``voi`` is the DICOM header VOI (window with its VOI LUT Function, or a VOI LUT) behind a header
+      ``window``, else None. ``to_model_input`` applies it through pydicom instead of the linear
+      ``window`` while ``window`` is still ``voi.window`` and ``meta["window_source"]`` is not 'user'.
 
     ``meta`` always has ``format``, ``bit_depth`` (bits per stored sample), ``frame``, ``n_frames``,
     ``inverted`` and ``spacing`` (row, column spacing in mm, or None); readers add format details
@@ -36,3 +41,4 @@ class MedicalImage:
     photometric: str = "MONOCHROME2"
     window: tuple[float, float] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    voi: HeaderVOI | None = None

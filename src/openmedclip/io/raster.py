@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +16,17 @@ _GREY_BITS = {"L": 8, "I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32
 _EXIF_ORIENTATION = 0x0112
 
 
-def read_raster(path: Path, *, frame: int | None = None) -> MedicalImage:
+def read_raster(path: Path, *, frame: int | None = None, data: bytes | None = None) -> MedicalImage:
     """Read a PNG/JPEG/BMP file.
 
     Grey modes (8-bit, 16-bit, 32-bit integer, float) stay grey with their values; other modes
     (palette, RGBA, CMYK, YCbCr, ...) become RGB with any alpha channel dropped. An EXIF orientation tag
     is applied (the pixels come out as a viewer shows them) and recorded in ``meta["exif_orientation"]``.
-    ``frame`` picks a frame of animated or multi-picture files (default 0).
+    ``frame`` picks a frame of animated or multi-picture files (default 0). ``data`` holds the file's bytes when it
+    is not on disk (``path`` then only names it).
     """
     try:
-        with Image.open(path) as opened:
+        with Image.open(BytesIO(data) if data is not None else path) as opened:
             check_pixel_count(path, opened.height, opened.width)
             n_frames = getattr(opened, "n_frames", 1)
             index = choose_index(path, frame, n_frames, 0, "frame")

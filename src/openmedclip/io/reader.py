@@ -8,7 +8,7 @@ from pathlib import Path
 from openmedclip.errors import ImageReadError
 from openmedclip.io.checks import check_file, require_finite
 from openmedclip.io.dicom import read_dicom
-from openmedclip.io.formats import detect_format
+from openmedclip.io.formats import detect_format, sniff_bytes
 from openmedclip.io.image import MedicalImage
 from openmedclip.io.nifti import read_nifti, slice_axis
 from openmedclip.io.raster import read_raster
@@ -51,4 +51,17 @@ def read_image(
     require_finite(path, image.pixels)
     if chosen_window is not None:
         image = replace(image, window=chosen_window, meta={**image.meta, "window_source": "user"})
+    return image
+
+
+def read_image_bytes(data: bytes, name: str, *, frame: int | None = None) -> MedicalImage:
+    """Read an in-memory PNG, JPEG, BMP or TIFF file (e.g. from a webdataset shard); ``name`` names it in errors.
+
+    Same conventions as :func:`read_image` for those formats.
+    """
+    kind = sniff_bytes(data)
+    if kind not in ("raster", "tiff"):
+        raise ImageReadError(name, "unsupported in-memory image (expected PNG, JPEG, BMP or TIFF bytes)")
+    image = _PLANAR_READERS[kind](Path(name), frame=frame, data=data)
+    require_finite(Path(name), image.pixels)
     return image

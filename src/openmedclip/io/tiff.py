@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +17,17 @@ _GREY = (PHOTOMETRIC.MINISBLACK, PHOTOMETRIC.MINISWHITE)
 _COLOUR = (PHOTOMETRIC.RGB, PHOTOMETRIC.YCBCR)
 
 
-def read_tiff(path: Path, *, frame: int | None = None) -> MedicalImage:
+def read_tiff(path: Path, *, frame: int | None = None, data: bytes | None = None) -> MedicalImage:
     """Read one page of the first image series of a TIFF file.
 
     A file with several pages (a stack) needs ``frame``; without it the read fails naming the page count.
     Min-is-white grey pages are reflected (``offset - value``, offset = largest minus smallest
     representable value for integer samples, data max + min for float) so bright means dense.
     Palette pages become 8-bit RGB; RGB/YCbCr pages keep their first three samples (alpha dropped).
+    ``data`` holds the file's bytes when it is not on disk (``path`` then only names it).
     """
     try:
-        tif = tifffile.TiffFile(path)
+        tif = tifffile.TiffFile(BytesIO(data) if data is not None else path)
     except Exception as exc:
         raise ImageReadError(path, f"not a readable TIFF file: {one_line(exc)}") from exc
     with tif:

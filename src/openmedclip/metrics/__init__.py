@@ -12,8 +12,16 @@ malformed inputs raise :class:`openmedclip.errors.InvalidInputError`.
 
 from openmedclip.metrics.bootstrap import bootstrap_ci
 from openmedclip.metrics.calibration import expected_calibration_error
-from openmedclip.metrics.multiclass import MulticlassResult, confusion_matrix, multiclass_metrics
-from openmedclip.metrics.multilabel import LabelResult, MultilabelResult, multilabel_metrics
+from openmedclip.metrics.multiclass import (
+    MulticlassResult,
+    confusion_matrix,
+    multiclass_metrics,
+)
+from openmedclip.metrics.multilabel import (
+    LabelResult,
+    MultilabelResult,
+    multilabel_metrics,
+)
 from openmedclip.metrics.ranking import RocCurve, roc_curve_points
 from openmedclip.metrics.results import Estimate
 from openmedclip.metrics.thresholds import f1_mcc, select_thresholds

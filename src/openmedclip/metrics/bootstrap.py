@@ -16,6 +16,7 @@ import numpy as np
 
 from openmedclip.errors import InvalidInputError
 from openmedclip.metrics._inputs import bootstrap_args
+from openmedclip.metrics.defaults import CI_LEVEL
 from openmedclip.metrics.results import Estimate
 
 _CHUNK_ELEMENTS = 1_000_000
@@ -56,7 +57,7 @@ def bootstrap_ci(
     arrays: Sequence[np.ndarray],
     n: int = 1000,
     seed: int = 0,
-    ci: float = 0.95,
+    ci: float = CI_LEVEL,
 ) -> tuple[float, float, int]:
     """Percentile interval of ``metric_fn(*(a[idx] for a in arrays))`` over ``n`` resamples.
 

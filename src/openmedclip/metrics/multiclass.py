@@ -28,6 +28,7 @@ from openmedclip.errors import InvalidInputError
 from openmedclip.metrics._inputs import class_labels, names, probabilities
 from openmedclip.metrics.bootstrap import bootstrap_estimates
 from openmedclip.metrics.calibration import calibration_gaps, ece_from_gaps
+from openmedclip.metrics.defaults import CI_LEVEL, N_BOOTSTRAP
 from openmedclip.metrics.ranking import RankedScores
 from openmedclip.metrics.results import Estimate, json_float
 
@@ -96,9 +97,9 @@ def multiclass_metrics(
     class_names: Sequence[str] | None = None,
     *,
     top_k: Sequence[int] = (5,),
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = N_BOOTSTRAP,
     seed: int = 0,
-    ci: float = 0.95,
+    ci: float = CI_LEVEL,
 ) -> MulticlassResult:
     """Metrics of ``probs`` ``[N, C]`` against labels ``y_true`` ``[N]`` in ``[0, C)``.
 

@@ -21,6 +21,7 @@ import numpy as np
 from openmedclip.errors import InvalidInputError
 from openmedclip.metrics._inputs import binary_matrix, names, per_label, score_matrix
 from openmedclip.metrics.bootstrap import bootstrap_estimates
+from openmedclip.metrics.defaults import CI_LEVEL, N_BOOTSTRAP
 from openmedclip.metrics.ranking import RankedScores
 from openmedclip.metrics.results import Estimate, json_float
 from openmedclip.metrics.thresholds import ThresholdMetric, f1_mcc, select_thresholds
@@ -120,9 +121,9 @@ def multilabel_metrics(
     val_y_true: Any = None,
     val_scores: Any = None,
     threshold_metric: ThresholdMetric = "mcc",
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = N_BOOTSTRAP,
     seed: int = 0,
-    ci: float = 0.95,
+    ci: float = CI_LEVEL,
 ) -> MultilabelResult:
     """Metrics of ``scores`` ``[N, L]`` (any real scale) against 0/1 ``y_true`` ``[N, L]``.
 

@@ -1,19 +1,37 @@
-"""Loading CLIP models offline: registry names, open_clip architectures, hub folders and checkpoints."""
+"""Loading CLIP models offline through model families: registry names, architectures, folders and checkpoints.
 
-from openmedclip.models.convert import convert_torchscript
-from openmedclip.models.device import resolve_device
-from openmedclip.models.load import list_models, load_model
-from openmedclip.models.loaded import LoadedModel, ModelSpec
-from openmedclip.models.registry import DEFAULT_MODEL
-from openmedclip.models.save import save_model
+Names are imported on first use, so ``openmedclip.models`` stays light (no torch) until a model is loaded.
+"""
 
-__all__ = [
-    "DEFAULT_MODEL",
-    "LoadedModel",
-    "ModelSpec",
-    "convert_torchscript",
-    "list_models",
-    "load_model",
-    "resolve_device",
-    "save_model",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "DEFAULT_MODEL": "openmedclip.models.registry",
+    "REGISTRY": "openmedclip.models.registry",
+    "RegistryEntry": "openmedclip.models.registry",
+    "register_model": "openmedclip.models.registry",
+    "ModelFamily": "openmedclip.models.family",
+    "Geometry": "openmedclip.models.family",
+    "Resolved": "openmedclip.models.family",
+    "register_family": "openmedclip.models.family",
+    "get_family": "openmedclip.models.family",
+    "ClipModel": "openmedclip.models.protocol",
+    "LoadedModel": "openmedclip.models.loaded",
+    "ModelSpec": "openmedclip.models.loaded",
+    "list_models": "openmedclip.models.load",
+    "load_model": "openmedclip.models.load",
+    "save_model": "openmedclip.models.load",
+    "resolve_device": "openmedclip.models.device",
+    "convert_torchscript": "openmedclip.models.families.open_clip.torchscript",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'openmedclip.models' has no attribute {name!r}")

@@ -1,12 +1,10 @@
-"""Choosing the device and the weight dtype a model runs with."""
+"""Choosing the device a model runs on."""
 
 from __future__ import annotations
 
 import torch
 
-from openmedclip.errors import InvalidInputError, ModelLoadError
-
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+from openmedclip.errors import InvalidInputError
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -29,12 +27,3 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise InvalidInputError(f"device {device!r} asked for, but Apple MPS is not available (use 'cpu')")
     return resolved
-
-
-def resolve_dtype(precision: str, device: torch.device, model: str) -> torch.dtype:
-    """The floating dtype for ``precision`` ('fp32', 'bf16' or 'fp16') on ``device``."""
-    if precision not in PRECISIONS:
-        raise ModelLoadError(model, f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if precision == "fp16" and device.type == "cpu":
-        raise ModelLoadError(model, "precision 'fp16' is slow or unsupported on CPU; use precision='bf16' there")
-    return PRECISIONS[precision]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
+    from openmedclip.models.family import ModelFamily, Preprocess, Tokenizer
 
 
 @dataclass(frozen=True)
@@ -15,34 +17,54 @@ class ModelSpec:
 
     name: str
     """Registry name, architecture name or path the user gave."""
+    family: str
+    """The model family that built it (e.g. 'open_clip')."""
     architecture: str
-    """open_clip architecture name (or adapter name for non-open_clip models)."""
+    """Architecture name within the family (``custom:<vision>+<text>`` when it has none)."""
     source: str
     """Resolved location of the weights ('random' when built without weights)."""
     format: str
-    """One of 'open_clip-arch', 'open_clip-hub', 'checkpoint', 'builtin', ..."""
-    extra: dict[str, Any] = field(default_factory=dict)
+    """How it was found: 'open_clip-arch', 'open_clip-hub', 'checkpoint', 'config', ..."""
+    config: Any
+    """The family's typed model config, as built (e.g. ``OpenClipConfig``)."""
+    folder: str | None = None
+    """The model folder, when it came from one."""
+    hf_repo: str | None = None
+    """The Hugging Face repository of a registry entry."""
 
 
 @dataclass
 class LoadedModel:
     """A CLIP-style model ready for inference.
 
-    ``model`` has ``encode_image(pixels)``, ``encode_text(tokens)`` and ``logit_scale``;
-    ``preprocess`` maps an RGB ``PIL.Image`` to a ``[3, H, W]`` float tensor;
+    ``model`` follows :class:`openmedclip.models.protocol.ClipModel`; ``preprocess`` maps a
+    :class:`openmedclip.io.MedicalImage` to a ``[C, H, W]`` float tensor (and tells its geometry);
     ``tokenizer`` maps a list of strings to a ``[N, context_length]`` LongTensor.
     The model is in eval mode, on ``device``, with its floating weights in ``dtype``.
     """
 
     model: torch.nn.Module
-    preprocess: Callable[[Any], torch.Tensor]
-    tokenizer: Callable[[list[str]], torch.Tensor]
+    preprocess: Preprocess
+    tokenizer: Tokenizer
     context_length: int
     spec: ModelSpec
     device: torch.device
     dtype: torch.dtype
 
     @property
+    def family(self) -> ModelFamily:
+        """The family object, for its optional capabilities (patch features, tower locking, ...)."""
+        from openmedclip.models.family import get_family
+
+        return get_family(self.spec.family)
+
+    @property
     def logit_scale(self) -> float:
         """The learned temperature as a multiplier (``exp`` of the stored log value)."""
         return float(self.model.logit_scale.detach().float().exp().item())
+
+    @property
+    def logit_bias(self) -> float | None:
+        """The learned logit bias of SigLIP-style models, else None."""
+        bias = getattr(self.model, "logit_bias", None)
+        return None if bias is None else float(bias.detach().float().item())

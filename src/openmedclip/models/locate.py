@@ -6,7 +6,12 @@ import os
 from pathlib import Path
 
 from openmedclip.errors import ModelLoadError
-from openmedclip.models.hf_local import cached_snapshot, hf_cache_dir, hub_url, package_path
+from openmedclip.models.hf_local import (
+    cached_snapshot,
+    hf_cache_dir,
+    hub_url,
+    package_path,
+)
 from openmedclip.models.registry import RegistryEntry
 
 MODELS_ENV = "OPENMEDCLIP_MODELS"

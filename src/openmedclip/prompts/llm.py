@@ -7,9 +7,7 @@ like code; nothing here runs during training or evaluation.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path

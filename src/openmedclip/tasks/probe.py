@@ -34,8 +34,11 @@ from sklearn.linear_model import LogisticRegression
 
 from ..errors import InvalidInputError
 from ..metrics import MulticlassResult, multiclass_metrics
+from ..metrics.defaults import N_BOOTSTRAP
 from ..metrics.multiclass import HEADLINE
 from ..metrics.results import json_float
+from .records import multiclass_fields
+from .registry import TaskInputs, TaskRecord, TaskSpec, register_task
 
 DEFAULT_C_GRID = tuple(float(c) for c in np.logspace(-3, 3, 7))
 """C values searched on the validation rows: 1e-3 ... 1e3."""
@@ -243,7 +246,7 @@ def linear_probe(
     c_grid: Sequence[float] = DEFAULT_C_GRID,
     default_c: float = 1.0,
     max_iter: int = 1000,
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = N_BOOTSTRAP,
 ) -> ProbeResult:
     """Few-shot logistic-regression probes on frozen features; see the module docstring for the procedure.
 
@@ -314,3 +317,50 @@ def linear_probe(
         runs=runs,
         notes=notes,
     )
+
+
+def probe_record(inputs: TaskInputs) -> TaskRecord:
+    """Few-shot linear probes; the headline metrics are those of the probe on all training rows (or the largest k)
+    with the first seed, the per-k mean and sd over seeds are in ``plots['k_curve']`` and ``details``."""
+    train_features, train_targets = inputs.train()
+    test_features, test_targets, class_names = inputs.features, inputs.targets, inputs.class_names
+    k_shots, seeds, n_bootstrap = inputs.k_shots, inputs.seeds, inputs.n_bootstrap
+    result = linear_probe(
+        train_features.numpy(),
+        train_targets,
+        test_features.numpy(),
+        test_targets,
+        class_names=class_names,
+        k_shots=k_shots,
+        seeds=seeds,
+        n_bootstrap=n_bootstrap,
+    )
+    top_k = None if None in k_shots else max(k for k in k_shots if k is not None)
+    headline = result.runs_for(top_k)[0]
+    metrics, ci = multiclass_fields(headline.metrics, prefix="lp_")
+    curve = {
+        ("all" if k is None else str(k)): {"mean": json_float(mean), "sd": json_float(sd)}
+        for k, (mean, sd) in result.curve("accuracy").items()
+    }
+    plots = {
+        "class_names": class_names,
+        "confusion_matrix": headline.metrics.confusion_matrix.astype(int).tolist(),
+        "k_curve": {"metric": "accuracy", "points": curve, "n_train": len(train_targets)},
+    }
+    extra = {"headline_run": {"k": "all" if top_k is None else top_k, "seed": headline.seed}}
+    return TaskRecord(PROBE.benchmark_name, len(test_targets), metrics, ci, result.to_dict(), plots, extra)
+
+
+
+
+PROBE = register_task(
+    TaskSpec(
+        name="probe",
+        benchmark_name="linear_probe",
+        title="Linear probe (all training rows, first seed)",
+        needs=frozenset({"labels", "multiclass", "train_split"}),
+        build_record=probe_record,
+        headline=("lp_acc1",),
+        plots=("confusion", "kshot"),
+    )
+)

@@ -28,7 +28,16 @@ import torch.nn.functional as F
 
 from ..errors import InvalidInputError
 from ..metrics.bootstrap import bootstrap_estimates
+from ..metrics.defaults import (
+    CI_LEVEL,
+    N_BOOTSTRAP,
+    RECALL_KS,
+    retrieval_key,
+    retrieval_rank_key,
+)
 from ..metrics.results import Estimate, json_float
+from .records import put_estimate
+from .registry import TaskInputs, TaskRecord, TaskSpec, register_task
 
 _CHUNK_CELLS = 1 << 24
 """Default chunk: about this many (query, gallery) scores at once (64 MB of float32)."""
@@ -185,13 +194,13 @@ def retrieval_metrics(
     image_features: Any,
     text_features: Any,
     text_image_index: Sequence[int],
-    ks: Sequence[int] = (1, 5, 10),
+    ks: Sequence[int] = RECALL_KS,
     *,
     ties: str = "optimistic",
     chunk_size: int | None = None,
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = N_BOOTSTRAP,
     seed: int = 0,
-    ci: float = 0.95,
+    ci: float = CI_LEVEL,
 ) -> RetrievalResult:
     """Recall@k, median and mean rank for image→text and text→image retrieval.
 
@@ -246,3 +255,31 @@ def retrieval_metrics(
         ci=ci,
         notes=notes,
     )
+
+
+def retrieval_record(inputs: TaskInputs) -> TaskRecord:
+    """Image↔caption retrieval over the test images and their captions."""
+    texts, owner = inputs.captions()
+    result = retrieval_metrics(
+        inputs.features, inputs.text_features(texts), owner, RECALL_KS, n_bootstrap=inputs.n_bootstrap
+    )
+    metrics: dict = {}
+    ci: dict = {}
+    for k in RECALL_KS:
+        for direction in ("text_to_image", "image_to_text"):
+            put_estimate(metrics, ci, retrieval_key(direction, k), getattr(result, direction).recall[k])
+    for direction in ("text_to_image", "image_to_text"):
+        metrics[retrieval_rank_key(direction)] = json_float(getattr(result, direction).median_rank)
+    return TaskRecord(RETRIEVAL.benchmark_name, result.n_images, metrics, ci, result.to_dict())
+
+
+RETRIEVAL = register_task(
+    TaskSpec(
+        name="retrieval",
+        benchmark_name="zeroshot_retrieval",
+        title="Image–text retrieval",
+        needs=frozenset({"captions"}),
+        build_record=retrieval_record,
+        headline=(retrieval_key("text_to_image", 5), retrieval_key("image_to_text", 5)),
+    )
+)

@@ -21,8 +21,19 @@ import torch
 
 from ..embed import EncodedImages, ImageItem, ItemError, encode_images, encode_texts
 from ..errors import InvalidInputError
+from ..metrics import multiclass_metrics, multilabel_metrics
+from ..metrics.results import json_float
 from ..models.loaded import LoadedModel
-from ..prompts import SentenceBank, bank_for_labels, fill_templates, find_class, load_bank, resolve_templates
+from ..prompts import (
+    SentenceBank,
+    bank_for_labels,
+    fill_templates,
+    find_class,
+    load_bank,
+    resolve_templates,
+)
+from .records import multiclass_fields, put_estimate, roc_curves
+from .registry import TaskInputs, TaskRecord, TaskSpec, register_task
 
 Labels = Union[Sequence[str], Mapping[str, Sequence[str]]]
 """Class names (combined with templates) or a mapping of class name to its own sentences."""
@@ -247,3 +258,60 @@ def zero_shot(
         threshold=threshold,
         bank=bank_name,
     )
+
+
+def zeroshot_record(inputs: TaskInputs) -> TaskRecord:
+    """Zero-shot classification of the test features; targets are class indices ``[N]`` or, multi-label, a 0/1
+    matrix ``[N, C]`` over the class names."""
+    features, targets, class_names, prompts = inputs.features, inputs.targets, inputs.class_names, inputs.prompts
+    multilabel, n_bootstrap = inputs.multilabel, inputs.n_bootstrap
+    sentences = prompts.get("sentences")
+    if sentences is not None:
+        missing = [c for c in class_names if c not in sentences]
+        if missing:
+            raise InvalidInputError(f"prompts: no sentences for class(es) {missing}")
+        labels: Any = {c: sentences[c] for c in class_names}
+    else:
+        labels = class_names
+    encoded = EncodedImages(features, list(range(len(features))), [str(i) for i in range(len(features))])
+    result = zero_shot(
+        inputs.loaded,
+        encoded,
+        labels,
+        templates=prompts.get("templates"),
+        bank=prompts.get("bank"),
+        multilabel=multilabel,
+        pairs=prompts.get("pairs"),
+    )
+    probs = result.probabilities.astype(np.float64)
+    plots: dict[str, Any] = {"class_names": class_names, "roc": roc_curves(targets, probs, class_names)}
+    details: dict[str, Any] = {"mode": result.mode, "prompts": result.prompts}
+    if multilabel:
+        ml = multilabel_metrics(targets, probs, class_names, n_bootstrap=n_bootstrap)
+        metrics: dict = {}
+        ci: dict = {}
+        put_estimate(metrics, ci, "mean_auroc", ml.mean_auroc)
+        put_estimate(metrics, ci, "mean_auprc", ml.mean_auprc)
+        metrics |= {"mean_f1": json_float(ml.mean_f1), "mean_mcc": json_float(ml.mean_mcc)}
+        details["metrics"] = ml.to_dict()
+    else:
+        mc = multiclass_metrics(targets, probs, class_names, n_bootstrap=n_bootstrap)
+        metrics, ci = multiclass_fields(mc)
+        details["metrics"] = mc.to_dict()
+        plots["confusion_matrix"] = mc.confusion_matrix.astype(int).tolist()
+    return TaskRecord(ZEROSHOT.benchmark_name, len(targets), metrics, ci, details, plots)
+
+
+
+
+ZEROSHOT = register_task(
+    TaskSpec(
+        name="zeroshot",
+        benchmark_name="zeroshot_classification",
+        title="Zero-shot classification",
+        needs=frozenset({"labels"}),
+        build_record=zeroshot_record,
+        headline=("acc1", "auroc", "mean_auroc"),
+        plots=("roc", "confusion"),
+    )
+)

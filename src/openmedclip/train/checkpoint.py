@@ -26,7 +26,7 @@ from openmedclip.atomic import fsync_dir, fsync_tree, write_text
 from openmedclip.errors import InvalidInputError
 from openmedclip.models import LoadedModel, save_model
 from openmedclip.models.checkpoint import read_state_dict
-from openmedclip.models.hub_folder import find_weights
+from openmedclip.models.families.open_clip.hub_folder import find_weights
 from openmedclip.models.strict import load_strict
 
 LATEST = "latest"
@@ -76,9 +76,11 @@ def latest_checkpoint(root: Path) -> Path | None:
     return folder
 
 
-def load_weights(model: torch.nn.Module, folder: Path) -> None:
-    """Copy a checkpoint's weights into `model` (every key must match)."""
-    load_strict(model, read_state_dict(find_weights(folder, str(folder)), str(folder)), name=str(folder), source=folder)
+def load_weights(loaded: LoadedModel, folder: Path) -> None:
+    """Copy a checkpoint's weights into the model (every key must match, as its family checks)."""
+    weights = find_weights(folder, str(folder))
+    state = loaded.family.convert_state_dict(read_state_dict(weights, str(folder)), loaded.model)
+    load_strict(loaded.model, state, name=str(folder), source=weights, tolerated=loaded.family.tolerated_keys)
 
 
 def load_state(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
+from typing import Any
 
 from openmedclip.atomic import write_text
-from typing import Any
 
 
 class JsonlLog:

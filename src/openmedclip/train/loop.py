@@ -19,6 +19,7 @@ from openmedclip.data.captions import CaptionSampler
 from openmedclip.data.mixing import MixedSource
 from openmedclip.errors import InvalidInputError
 from openmedclip.models import load_model
+from openmedclip.precision import autocast_factory, grad_scaler
 from openmedclip.progress import progress_bar
 from openmedclip.train import checkpoint as ckpt
 from openmedclip.train.config import TrainConfig
@@ -35,7 +36,6 @@ from openmedclip.train.log import JsonlLog
 from openmedclip.train.losses import MAX_LOGIT_SCALE, build_loss
 from openmedclip.train.optim import build_optimizer
 from openmedclip.train.pairs import BatchPlan, CaptionChooser, PairDataset
-from openmedclip.train.precision import autocast_factory, grad_scaler
 from openmedclip.train.schedule import warmup_cosine
 from openmedclip.train.step import DualEncoder, backward_step
 from openmedclip.train.towers import prepare_model
@@ -94,7 +94,7 @@ class _Trainer:
         self.root = self.out_dir / "checkpoints"
         seed_everything(config.seed)
         loaded = load_model(config.model, device=ctx.device, precision="fp32", checkpoint=config.checkpoint)
-        self.loaded = prepare_model(
+        self.loaded, text_encoder = prepare_model(
             loaded,
             loss=config.loss,
             lock_image=config.lock_image,
@@ -113,7 +113,7 @@ class _Trainer:
         self.scaler = grad_scaler(config.precision, ctx.device)
         self.autocast = autocast_factory(config.precision, ctx.device)
         self.loss_fn = build_loss(config.loss, gather=config.gather_features)
-        self.encoder = DualEncoder(self.model)
+        self.encoder = DualEncoder(self.model, text_encoder)
         self.log = JsonlLog(self.out_dir / config.log_file if ctx.is_main else None)
         self.epoch, self.step_in_epoch, self.step = 0, 0, 0
         self.saved_step: int | None = None
@@ -162,7 +162,7 @@ class _Trainer:
                 f"{folder}: written with a global batch of {state['global_batch']} and {state['steps_per_epoch']} "
                 f"steps per epoch; this run has {self.plan.global_batch} and {self.plan.steps_per_epoch}"
             )
-        ckpt.load_weights(self.model, folder)
+        ckpt.load_weights(self.loaded, folder)
         self.optimizer.load_state_dict(optimizer_state)
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -269,8 +269,7 @@ class _Trainer:
         if self.ctx.is_main:
             for name, source in self.val_sets:
                 metrics[name] = evaluate_retrieval(
-                    self.encoder, source, preprocess=self.loaded.preprocess, tokenizer=self.loaded.tokenizer,
-                    chooser=self.chooser, batch_size=self.config.batch_size, device=self.ctx.device,
+                    self.loaded, source, chooser=self.chooser, batch_size=self.config.batch_size,
                     autocast=self.autocast, num_workers=self.config.num_workers,
                 )
             record = {"epoch": self.epoch, "step": self.step, "metrics": metrics}

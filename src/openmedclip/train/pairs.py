@@ -6,17 +6,18 @@ sees the same pairs in the same order whatever the number of processes, workers 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from openmedclip.data import DataSource, Sample
 from openmedclip.data.captions import CaptionSampler, caption_from_fields
 from openmedclip.data.mixing import MixedSource
 from openmedclip.errors import InvalidInputError
+from openmedclip.io import MedicalImage
 
 PairRef = tuple[int, int, int]
 """``(epoch, source_idx, item_idx)``: one pair of one epoch."""
@@ -51,12 +52,14 @@ class CaptionChooser:
         return self.bank.caption_for_labels(sample.labels, sample_id, epoch)
 
 
-def random_crop(image: Image.Image, rng: random.Random) -> Image.Image:
+def random_crop(image: MedicalImage, rng: random.Random) -> MedicalImage:
     """A crop of 80–100 % of the area with the image's aspect ratio, at a random place."""
+    rows, columns = image.pixels.shape[:2]
     side = rng.uniform(*CROP_AREA) ** 0.5
-    width, height = max(1, round(image.width * side)), max(1, round(image.height * side))
-    left, top = rng.randint(0, image.width - width), rng.randint(0, image.height - height)
-    return image.crop((left, top, left + width, top + height))
+    width, height = max(1, round(columns * side)), max(1, round(rows * side))
+    left, top = rng.randint(0, columns - width), rng.randint(0, rows - height)
+    crop = {"crop": (top, left, height, width)}
+    return dataclasses.replace(image, pixels=image.pixels[top : top + height, left : left + width], meta={**image.meta, **crop})
 
 
 class PairDataset(Dataset):
@@ -67,7 +70,7 @@ class PairDataset(Dataset):
     def __init__(
         self,
         sources: Sequence[DataSource],
-        preprocess: Callable[[Image.Image], torch.Tensor],
+        preprocess: Callable[[MedicalImage], torch.Tensor],
         tokenizer: Callable[[list[str]], torch.Tensor],
         captions: CaptionChooser | Sequence[CaptionChooser],
         *,

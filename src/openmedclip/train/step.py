@@ -24,17 +24,23 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class DualEncoder(nn.Module):
-    """Both towers behind one ``forward`` (what DDP wraps): L2-normalised features, logit scale and bias."""
+    """Both towers behind one ``forward`` (what DDP wraps): L2-normalised features, logit scale and bias.
 
-    def __init__(self, model: nn.Module):
+    ``text_encoder`` replaces ``model.encode_text`` (e.g. a family's frozen-text cache; see
+    :meth:`openmedclip.models.ModelFamily.frozen_text_encoder`).
+    """
+
+    def __init__(self, model: nn.Module, text_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None):
         super().__init__()
         self.model = model
+        self.text_encoder = text_encoder
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model.encode_image(pixels), dim=-1)
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.model.encode_text(tokens), dim=-1)
+        features = self.text_encoder(tokens) if self.text_encoder is not None else self.model.encode_text(tokens)
+        return F.normalize(features, dim=-1)
 
     def forward(
         self, pixels: torch.Tensor, tokens: torch.Tensor

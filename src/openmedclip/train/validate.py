@@ -1,80 +1,59 @@
-"""Validation during training: image↔text retrieval recall@1/5/10 on a held-out image–text source."""
+"""Validation during training: image↔text retrieval recall@1/5/10 on a held-out image–text source.
+
+Images and captions go through the one encode engine (:mod:`openmedclip.embed`), so an unreadable validation
+image is reported and skipped instead of stopping the run before its checkpoint is written.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
-
 from openmedclip.data import DataSource
+from openmedclip.embed import encode_images, encode_texts
+from openmedclip.metrics.defaults import RECALL_KS, retrieval_key
+from openmedclip.models import LoadedModel
 from openmedclip.tasks.retrieval import retrieval_metrics
 from openmedclip.train.pairs import CaptionChooser
-from openmedclip.train.step import DualEncoder
 
-RECALL_AT = (1, 5, 10)
-
-
-class _Items(Dataset):
-    """Item ``i`` -> (pixels, all its captions); a label-only item gets its epoch-0 bank caption."""
-
-    def __init__(self, source: DataSource, preprocess: Callable[[Image.Image], torch.Tensor], chooser: CaptionChooser):
-        self.source = source
-        self.preprocess = preprocess
-        self.chooser = chooser
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, list[str]]:
-        sample = self.source[i]
-        return self.preprocess(sample.image), sample.captions or [self.chooser(sample, i, 0)]
+log = logging.getLogger(__name__)
 
 
-def _collate(items: list[tuple[torch.Tensor, list[str]]]) -> tuple[torch.Tensor, list[list[str]]]:
-    return torch.stack([pixels for pixels, _ in items]), [texts for _, texts in items]
-
-
-@torch.no_grad()
 def evaluate_retrieval(
-    encoder: DualEncoder,
+    loaded: LoadedModel,
     source: DataSource,
     *,
-    preprocess: Callable[[Image.Image], torch.Tensor],
-    tokenizer: Callable[[list[str]], torch.Tensor],
     chooser: CaptionChooser,
     batch_size: int,
-    device: torch.device,
     autocast: Callable[[], AbstractContextManager],
     num_workers: int = 0,
 ) -> dict[str, float]:
-    """``image_to_text_R@k`` / ``text_to_image_R@k`` (k = 1, 5, 10) over all of `source`'s images and captions.
+    """Recall@k (k = 1, 5, 10) both ways over `source`'s readable images and captions, under the metric keys of the
+    result files (``image_retrieval_recall@k`` = text→image, ``text_retrieval_recall@k`` = image→text), plus
+    ``n_images`` and ``n_skipped``. A label-only item is captioned with its epoch-0 caption.
 
     Image→text counts a hit when any of the image's captions is in the top k (see
-    `openmedclip.tasks.retrieval`). The encoder runs in eval mode and is put back in its previous mode.
+    `openmedclip.tasks.retrieval`). The model runs in eval mode and is put back in its previous mode.
     """
-    loader = DataLoader(_Items(source, preprocess, chooser), batch_size=batch_size, num_workers=num_workers,
-                        collate_fn=_collate)
-    was_training = encoder.training
-    encoder.eval()
-    images, texts, owners = [], [], []
+    model = loaded.model
+    was_training = model.training
+    model.eval()
     try:
-        for pixels, captions in loader:
-            start = sum(len(batch) for batch in images)
-            with autocast():
-                images.append(encoder.encode_image(pixels.to(device)).float().cpu())
-            owners.extend(start + k for k, row in enumerate(captions) for _ in row)
-            flat = [text for row in captions for text in row]
-            for first in range(0, len(flat), batch_size):
-                with autocast():
-                    tokens = tokenizer(flat[first : first + batch_size]).to(device)
-                    texts.append(encoder.encode_text(tokens).float().cpu())
+        encoded = encode_images(loaded, source, batch_size=batch_size, num_workers=num_workers, autocast=autocast)
+        texts, owners = [], []
+        for position, row in enumerate(encoded.indices):
+            sample_captions = source.captions(row) or [chooser(source[row], row, 0)]
+            texts += sample_captions
+            owners += [position] * len(sample_captions)
+        text_features = encode_texts(loaded, texts, batch_size=batch_size, autocast=autocast)
     finally:
-        encoder.train(was_training)
-    result = retrieval_metrics(torch.cat(images), torch.cat(texts), owners, RECALL_AT, n_bootstrap=0)
-    metrics = {}
+        model.train(was_training)
+    for error in encoded.errors:
+        log.warning("%s: validation image skipped: %s", error.item, error.message)
+    result = retrieval_metrics(encoded.features, text_features, owners, RECALL_KS, n_bootstrap=0)
+    metrics: dict[str, float] = {}
     for name, direction in (("image_to_text", result.image_to_text), ("text_to_image", result.text_to_image)):
-        metrics.update({f"{name}_R@{k}": estimate.value for k, estimate in direction.recall.items()})
+        metrics.update({retrieval_key(name, k): estimate.value for k, estimate in direction.recall.items()})
+    metrics |= {"n_images": len(encoded.indices), "n_skipped": len(encoded.errors)}
     return metrics

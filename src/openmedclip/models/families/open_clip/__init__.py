@@ -1,0 +1,149 @@
+"""The open_clip family: OpenAI CLIP, BiomedCLIP, openmedclip's own models and any open_clip architecture.
+
+Files: the open_clip hub folder (``open_clip_config.json`` + ``open_clip_model.safetensors``, BiomedCLIP's
+layout), a bare checkpoint of a named architecture, or an architecture ``.json`` to start training from.
+Heavy libraries (torch, open_clip, transformers) are imported only when a model is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from openmedclip.models.families.open_clip import entries  # noqa: F401 - registers the family's entries
+from openmedclip.models.families.open_clip.catalog import architectures
+from openmedclip.models.families.open_clip.config import OpenClipConfig
+from openmedclip.models.family import ModelFamily, Resolved, Tokenizer, register_family
+
+if TYPE_CHECKING:
+    import torch
+
+    from openmedclip.models.families.open_clip.preprocess import OpenClipPreprocess
+    from openmedclip.models.loaded import LoadedModel
+    from openmedclip.models.registry import RegistryEntry
+
+
+@register_family
+class OpenClipFamily(ModelFamily):
+    """Models built with open_clip's classes (CLIP, CustomTextCLIP, CoCa) from an open_clip model config."""
+
+    name: ClassVar[str] = "open_clip"
+    config_type: ClassVar[type] = OpenClipConfig
+    tolerated_keys: ClassVar[frozenset[str]] = frozenset(
+        {
+            # Non-persistent buffers of Hugging Face BERT-style text towers in recent transformers versions,
+            # saved in checkpoints written with older ones (BiomedCLIP's among them). Recomputed on build.
+            "text.transformer.embeddings.position_ids",
+            "text.transformer.embeddings.token_type_ids",
+        }
+    )
+
+    def architectures(self) -> list[str]:
+        return architectures()
+
+    def recognises(self, path: Path) -> bool:
+        from openmedclip.models.families.open_clip.hub_folder import CONFIG_FILE
+
+        folder = path if path.is_dir() else path.parent
+        return (folder / CONFIG_FILE).is_file() or (path.is_file() and path.suffix.lower() == ".json")
+
+    def resolve(
+        self, name_or_path: str | Path, *, checkpoint: Path | None, entry: RegistryEntry | None
+    ) -> Resolved:
+        from openmedclip.models.families.open_clip import locate
+
+        if entry is not None:
+            return locate.resolve_entry(entry, checkpoint)
+        if isinstance(name_or_path, str) and name_or_path in architectures():
+            return locate.resolve_architecture(name_or_path, checkpoint)
+        return locate.resolve_path(Path(name_or_path).expanduser(), str(name_or_path), checkpoint)
+
+    def build(self, resolved: Resolved, *, name: str) -> torch.nn.Module:
+        from openmedclip.models.families.open_clip.build import build_model
+
+        return build_model(resolved.config.model_cfg, folder=resolved.folder, name=name)
+
+    def convert_state_dict(self, state: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        """Known, lossless renames: pre-2.0 open_clip text keys, scalar vs 1-element ``logit_scale``."""
+        import torch
+        from open_clip.model import convert_to_custom_text_state_dict
+
+        state = dict(state)
+        if "positional_embedding" in state and not hasattr(model, "positional_embedding"):
+            state = convert_to_custom_text_state_dict(state)
+        for key in ("logit_scale", "logit_bias"):
+            target = getattr(model, key, None)
+            if key in state and isinstance(target, torch.Tensor) and state[key].numel() == target.numel():
+                state[key] = state[key].reshape(target.shape)
+        return state
+
+    def load_weights(self, model: torch.nn.Module, resolved: Resolved, *, name: str) -> None:
+        from openmedclip.models.checkpoint import read_base_weights, read_state_dict
+        from openmedclip.models.strict import load_base_only, load_strict
+
+        config: OpenClipConfig = resolved.config
+        base = read_base_weights(config.base_weights, name, model.state_dict()) if config.base_weights else {}
+        if resolved.weights is not None:
+            state = {**base, **read_state_dict(resolved.weights, name)}
+            state = self.convert_state_dict(state, model)
+            load_strict(model, state, name=name, source=resolved.weights, tolerated=self.tolerated_keys)
+        elif config.base_weights:
+            load_base_only(model, base, config.base_weights, tolerated=self.tolerated_keys)
+
+    def preprocess(self, resolved: Resolved, model: torch.nn.Module) -> tuple[OpenClipPreprocess, OpenClipConfig]:
+        from openmedclip.models.families.open_clip.build import build_preprocess
+
+        config: OpenClipConfig = resolved.config
+        preprocess, merged = build_preprocess(model, config.preprocess_cfg)
+        return preprocess, OpenClipConfig(config.model_cfg, merged, config.base_weights)
+
+    def tokenizer(self, resolved: Resolved, *, name: str) -> tuple[Tokenizer, int]:
+        from openmedclip.models.families.open_clip.build import build_tokenizer
+
+        return build_tokenizer(resolved.config.model_cfg, folder=resolved.folder, name=name)
+
+    def save(self, loaded: LoadedModel, folder: Path, **options: Any) -> Path:
+        from openmedclip.models.families.open_clip.save import save_hub_folder
+
+        return save_hub_folder(loaded, folder, **options)
+
+    # -- optional capabilities ----------------------------------------------------------------------------
+
+    def patch_features(self, model: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+        from openmedclip.models.families.open_clip.patches import patch_features
+
+        return patch_features(model, pixels)
+
+    def lock_towers(self, model: torch.nn.Module, *, image: bool | int, text: bool | int) -> None:
+        from openmedclip.errors import InvalidInputError
+
+        for lock, method, argument in (
+            (image, "lock_image_tower", "unlocked_groups"),
+            (text, "lock_text_tower", "unlocked_layers"),
+        ):
+            if lock is False:
+                continue
+            if not hasattr(model, method):
+                raise InvalidInputError(f"{type(model).__name__} has no {method}(); cannot lock its tower")
+            getattr(model, method)(**{argument: 0 if lock is True else int(lock)})
+
+    def frozen_text_encoder(
+        self, model: torch.nn.Module, *, max_entries: int
+    ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        from openmedclip.models.families.open_clip.text_cache import FrozenTextEncoder
+
+        text = getattr(model, "text", None)
+        return FrozenTextEncoder(text, max_entries) if FrozenTextEncoder.applies(text) else None
+
+    def add_logit_bias(self, loaded: LoadedModel, value: float) -> LoadedModel:
+        """Give a model without one a SigLIP logit bias, recorded in the config that checkpoints save."""
+        import dataclasses
+
+        import torch
+
+        model = loaded.model
+        model.logit_bias = torch.nn.Parameter(torch.full_like(model.logit_scale, value))
+        config: OpenClipConfig = loaded.spec.config
+        config = dataclasses.replace(config, model_cfg={**config.model_cfg, "init_logit_bias": value})
+        return dataclasses.replace(loaded, spec=dataclasses.replace(loaded.spec, config=config))
