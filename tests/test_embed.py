@@ -76,3 +76,57 @@ def test_bf16_weights_give_close_features(tiny_model_dir, image_folder):
     assert bf16.features.dtype == torch.float32
     cosine = (fp32.features * bf16.features).sum(dim=-1)
     assert cosine.min() > 0.98
+
+
+class _Buggy:
+    """A preprocess with a programming error."""
+
+    def __init__(self, preprocess):
+        self.preprocess = preprocess
+
+    def __call__(self, image):
+        scale = 1 / (len(image.path) * 0)  # ZeroDivisionError
+        return self.preprocess(image) * scale
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_programming_errors_propagate_instead_of_becoming_skipped_items(tiny_model, image_folder, workers):
+    import dataclasses
+
+    buggy = dataclasses.replace(tiny_model, preprocess=_Buggy(tiny_model.preprocess))
+    paths = sorted(image_folder.rglob("*.png"))
+    with pytest.raises(ZeroDivisionError):
+        encode_images(buggy, paths, batch_size=2, num_workers=workers)
+
+
+def test_medical_images_pil_images_and_source_rows_give_the_same_features(tiny_model, image_folder):
+    from openmedclip.data import ClassFolders
+    from openmedclip.io import read_image
+
+    paths = sorted(image_folder.rglob("*.png"))
+    by_path = encode_images(tiny_model, paths, num_workers=0)
+    by_image = encode_images(tiny_model, [read_image(p) for p in paths], num_workers=0)
+    by_pil = encode_images(tiny_model, [Image.open(p) for p in paths], num_workers=0)
+    assert torch.equal(by_path.features, by_image.features)
+    assert torch.allclose(by_path.features, by_pil.features, atol=1e-6)
+    (image_folder / "cls").mkdir()
+    for path in paths[:3]:
+        path.rename(image_folder / "cls" / path.name)
+    source = ClassFolders(image_folder)
+    rows = encode_images(tiny_model, source, rows=[2, 0], num_workers=0)
+    assert rows.indices == [0, 1] and rows.items == [source.keys[2], source.keys[0]]
+    direct = encode_images(tiny_model, [source.paths[2], source.paths[0]], num_workers=0)
+    assert torch.equal(rows.features, direct.features)
+
+
+def test_wrong_shaped_or_non_finite_images_are_input_errors(tiny_model):
+    from openmedclip.io import MedicalImage
+
+    good = MedicalImage(np.full((20, 20), 100, np.float32), "good", meta={"bit_depth": 8})
+    cube = MedicalImage(np.zeros((4, 20, 20), np.float32), "cube")
+    nan = MedicalImage(np.full((20, 20), np.nan, np.float32), "nan")
+    encoded = encode_images(tiny_model, [cube, good, nan], num_workers=0)
+    assert encoded.indices == [1]
+    assert [(e.item, "shape" in e.message or "NaN" in e.message) for e in encoded.errors] == [
+        ("cube", True), ("nan", True)
+    ]

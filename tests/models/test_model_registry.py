@@ -101,3 +101,27 @@ def test_unknown_name_suggests_close_matches(typo, suggestion):
         load_model(typo, device="cpu")
     assert suggestion in str(error.value)
     assert "list_models()" in str(error.value)
+
+
+def test_families_and_entries_registered_from_user_code_load_by_name(tiny_model_dir, monkeypatch):
+    from openmedclip.models import register_family, register_model
+    from openmedclip.models.families.open_clip import OpenClipFamily
+
+    monkeypatch.setitem(FAMILIES, "lab", None)  # removed again after the test
+
+    @register_family
+    class LabFamily(OpenClipFamily):
+        name = "lab"
+
+    monkeypatch.setitem(REGISTRY, "lab/tiny", RegistryEntry("lab/tiny", "lab", "", "test", OpenClipEntry(),
+                                                             bundled=None))
+    monkeypatch.setenv("OPENMEDCLIP_MODELS", str(tiny_model_dir.parent))
+    (tiny_model_dir.parent / "lab").mkdir(exist_ok=True)
+    link = tiny_model_dir.parent / "lab" / "tiny"
+    if not link.exists():
+        link.symlink_to(tiny_model_dir)
+    loaded = load_model("lab/tiny", device="cpu")
+    assert loaded.spec.family == "lab" and isinstance(loaded.family, LabFamily)
+    assert "lab/tiny" in list_models()
+    with pytest.raises(ValueError, match="already registered"):
+        register_model(REGISTRY["lab/tiny"])

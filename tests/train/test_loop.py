@@ -91,3 +91,17 @@ def test_gradient_checkpointing_and_loader_workers_change_nothing(recipe):
     other = recipe(epochs=1, augment=True, grad_checkpointing=True, num_workers=2)
     varied = train(load_recipe(None, {**other, "out_dir": other["out_dir"] + "-varied"}))
     assert varied.losses == pytest.approx(plain.losses, abs=1e-6)
+
+
+def test_a_corrupt_validation_image_is_skipped_and_the_checkpoint_still_written(recipe, toy_table, tmp_path):
+    import shutil
+
+    val = tmp_path / "val"
+    shutil.copytree(toy_table.parent, val)
+    (val / "img" / "003.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    summary = train(load_recipe(None, recipe(epochs=1, val_datasets=[{"type": "table", "path": str(val / "pairs.jsonl")}])))
+    metrics = summary.validation[0]["metrics"]["pairs"]
+    assert metrics["n_skipped"] == 1 and metrics["n_images"] == 31
+    assert 0 <= metrics["text_retrieval_recall@1"] <= 1
+    assert latest_checkpoint(summary.out_dir / "checkpoints") == summary.checkpoint
+    assert summary.checkpoint is not None and (summary.checkpoint / "open_clip_model.safetensors").is_file()

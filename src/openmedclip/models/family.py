@@ -97,6 +97,10 @@ class ModelFamily(ABC):
         """Whether ``path`` (a file or folder) holds a model of this family."""
         return False
 
+    def examples(self) -> list[Resolved]:
+        """Tiny, randomly initialised configurations covering the family's tower types (for sweeps and docs)."""
+        return []
+
     @abstractmethod
     def resolve(
         self, name_or_path: str | Path, *, checkpoint: Path | None, entry: RegistryEntry | None

@@ -48,6 +48,17 @@ class OpenClipFamily(ModelFamily):
         folder = path if path.is_dir() else path.parent
         return (folder / CONFIG_FILE).is_file() or (path.is_file() and path.suffix.lower() == ".json")
 
+    def examples(self) -> list[Resolved]:
+        text = {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
+        vit = {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8}
+        cnn = {"timm_model_name": "resnet10t", "timm_model_pretrained": False, "timm_pool": "avg",
+               "timm_proj": "linear", "image_size": 64}
+        return [
+            Resolved(self.name, OpenClipConfig({"embed_dim": 16, "vision_cfg": vision, "text_cfg": text}, {}),
+                     f"example-{kind}", "open_clip-arch", None)
+            for kind, vision in (("vit", vit), ("timm-cnn", cnn))
+        ]
+
     def resolve(
         self, name_or_path: str | Path, *, checkpoint: Path | None, entry: RegistryEntry | None
     ) -> Resolved:
