@@ -61,20 +61,35 @@ ZS = "name: x\ndatasets: {a: {source: " + GOOD + ", tasks: [zeroshot]"
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("datasets: {a: {source: " + GOOD + ", tasks: [zeroshot]}}", "missing 'name'"),
-        ("name: x", "'datasets' must be a non-empty mapping"),
-        ("name: x\ndatasets: {a: {tasks: [zeroshot]}}", "dataset 'a' source: expected a mapping"),
-        ("name: x\ndatasets: {a: {source: {type: medmnist}, tasks: [zeroshot]}}", "needs 'type' and 'path'"),
+        ("datasets: {a: {source: " + GOOD + ", tasks: [zeroshot]}}", ": missing 'name'"),
+        ("name: x", ": missing 'datasets'"),
+        ("name: x\ndatasets: {}", ": datasets: needs at least 1 item"),
+        ("name: x\ndatasets: {a: {tasks: [zeroshot]}}", ": datasets.a: missing 'source'"),
+        ("name: x\ndatasets: {a: {source: x.npz, tasks: [zeroshot]}}", "datasets.a.source: expected a mapping"),
+        ("name: x\ndatasets: {a: {source: {type: medmnist}, tasks: [zeroshot]}}", "datasets.a.source: missing 'path'"),
         ("name: x\ndatasets: {a: {source: {type: dicomdir, path: p}, tasks: [zeroshot]}}", "unknown source type"),
-        ("name: x\ndatasets: {a: {source: " + GOOD + ", tasks: [segmentation]}}", "unknown task(s) ['segmentation']"),
-        ("name: x\ndatasets: {a: {source: " + GOOD + "}}", "'tasks' must be a non-empty list"),
+        ("name: x\ndatasets: {a: {source: " + GOOD + ", tasks: [zeroshot], train: {type: dicomdir}}}",
+         "datasets.a.train: unknown source type 'dicomdir'"),
+        ("name: x\ndatasets: {a: {source: " + GOOD + ", tasks: [segmentation]}}",
+         "datasets.a.tasks: unknown task(s) ['segmentation']"),
+        ("name: x\ndatasets: {a: {source: " + GOOD + "}}", "datasets.a: missing 'tasks'"),
+        ("name: x\ndatasets: {a: {source: " + GOOD + ", tasks: []}}", "datasets.a.tasks: needs at least 1 item"),
         ("name: x\ndatasets: {a: {source: " + GOOD + ", tasks: [probe]}}", "task 'probe' needs a 'train' split"),
-        (ZS + ", colour: red}}", "unknown key(s) ['colour']"),
-        (ZS + ", prompts: {templates: 'no slot'}}}", "'{}' slot"),
-        (ZS + ", prompts: {bank: modality, sentences: {CT: [a]}}}}", "not both"),
-        (ZS + ", classes: [a, a]}}", "non-empty and unique"),
-        ("name: x\ndatasets: {'a/b': {source: " + GOOD + ", tasks: [zeroshot]}}", "dataset names may hold only"),
+        (ZS + ", colour: red}}", "datasets.a.colour: unknown key (known: source, tasks, train,"),
+        (ZS + ", taks: [probe]}}", "datasets.a.taks: unknown key (did you mean 'tasks'?)"),
+        (ZS + ", prompts: {bankk: modality}}}", "datasets.a.prompts.bankk: unknown key (did you mean 'bank'?)"),
+        (ZS + ", prompts: {templates: 'no slot'}}}", "datasets.a.prompts.templates: prompt template 'no slot'"),
+        (ZS + ", prompts: {templates: {a: b}}}}", "datasets.a.prompts.templates: expected a string or a list"),
+        (ZS + ", prompts: {bank: modality, sentences: {CT: [a]}}}}", "datasets.a.prompts: give prompts as a 'bank'"),
+        (ZS + ", prompts: {sentences: {CT: []}}}}", "datasets.a.prompts.sentences.CT: needs at least 1 item"),
+        (ZS + ", prompts: {pairs: {CT: [ct]}}}}", "datasets.a.prompts.pairs.CT: missing item 1"),
+        (ZS + ", classes: [a, a]}}", "datasets.a.classes: 'classes' must be non-empty and unique"),
+        (ZS + ", classes: 5}}", "datasets.a.classes: expected a list or a mapping (got 5)"),
+        ("name: x\ntemplates: {ct: []}\ndatasets: {a: {source: " + GOOD + ", tasks: [zeroshot]}}",
+         "templates.ct: needs at least 1 item"),
+        ("name: x\ndatasets: {'a/b': {source: " + GOOD + ", tasks: [zeroshot]}}", "datasets.a/b: dataset names may"),
         ("name: x\ndatasets: [a, b", "not valid YAML"),
+        ("[a, b]", ": expected a mapping"),
     ],
 )
 def test_bad_suite_names_the_file_and_the_problem(tmp_path, text, message):
@@ -91,6 +106,13 @@ def test_unknown_suite_and_dataset_names():
         load_suite("local").select(["pneumoniamnist", "chexpert"])
     with pytest.raises(InvalidInputError, match="suite file not found"):
         load_suite("missing/suite.yaml")
+
+
+def test_classes_and_prompts_keep_their_values():
+    suite = parse_suite(ZS + ", classes: {0: normal, 1: tumour}, prompts: {pairs: {tumour: [tumour, [no tumour]]}}}}")
+    entry = suite.datasets["a"]
+    assert entry.classes == {"0": "normal", "1": "tumour"}
+    assert entry.prompts == {"pairs": {"tumour": ("tumour", ["no tumour"])}}
 
 
 def test_parse_suite_keeps_order_and_defaults():

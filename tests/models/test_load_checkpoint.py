@@ -131,7 +131,13 @@ def test_corrupt_safetensors_is_reported(tiny_arch, tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "problem"),
-    [("{ not json", "is not valid JSON"), (json.dumps({"embed_dim": 32}), "has no 'model_cfg'")],
+    [
+        ("{ not json", "is not valid JSON"),
+        (json.dumps({"embed_dim": 32}), "embed_dim: unknown key"),
+        (json.dumps({}), "missing 'model_cfg'"),
+        (json.dumps({"model_cfg": {"embed_dim": 32, "vision_cfg": {}, "text_cfg": {}}, "preprocess_cfg": {"men": [0]}}),
+         "preprocess_cfg.men: unknown key"),
+    ],
 )
 def test_malformed_config_names_the_file(tiny_model_dir, tmp_path, content, problem):
     folder = shutil.copytree(tiny_model_dir, tmp_path / "model")

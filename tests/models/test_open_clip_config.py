@@ -18,7 +18,7 @@ from tiny_models import (
 )
 
 from openmedclip.errors import ModelLoadError
-from openmedclip.models.open_clip_config import OpenClipHubConfig, PreprocessCfg, read_hub_config
+from openmedclip.models.families.open_clip.config_file import OpenClipHubConfig, PreprocessCfg, read_hub_config
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = [

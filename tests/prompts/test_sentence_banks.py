@@ -186,12 +186,16 @@ def test_load_user_yaml_file(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("classes: [a, b]\n", "needs a 'classes' mapping"),
-        ("classes:\n  a:\n    sentences: [x]\n    colour: red\n", "unknown keys ['colour']"),
-        ("classes:\n  0:\n    sentences: [x]\n", "quote them"),
-        ("classes:\n  a:\n    sentences: [x]\n    positive: p\n", "given together"),
-        ("classes:\n  a:\n    sentences: x\n", "list of strings"),
-        ("classes: {a: [\n", "not valid YAML"),
+        ("classes: [a, b]\n", "bad.yaml: classes: expected a mapping"),
+        ("modality: CT\n", "bad.yaml: missing 'classes'"),
+        ("classes:\n  a:\n    sentences: [x]\n    colour: red\n", "bad.yaml: classes.a.colour: unknown key (known:"),
+        ("classes:\n  a:\n    sentence: [x]\n", "classes.a.sentence: unknown key (did you mean 'sentences'?)"),
+        ("modalty: CT\nclasses: {}\n", "bad.yaml: modalty: unknown key (did you mean 'modality'?)"),
+        ("classes:\n  0:\n    sentences: [x]\n", "classes.0: class names must be strings (quote them in YAML)"),
+        ("classes:\n  a:\n    sentences: [x]\n    positive: p\n", "classes.a: 'positive' and 'negative' must be given"),
+        ("classes:\n  a:\n    sentences: x\n", "classes.a.sentences: expected a list (got 'x')"),
+        ("classes:\n  a:\n    sentences: [1]\n", "classes.a.sentences.0: expected a string (got 1)"),
+        ("classes: {a: [\n", "bad.yaml: not valid YAML"),
     ],
 )
 def test_bad_bank_files_name_the_file(tmp_path, text, message):

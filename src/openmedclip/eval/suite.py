@@ -28,23 +28,131 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+    with_config,
+)
+from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict
 
 from openmedclip.data.factory import SOURCES, canonical_type
 from openmedclip.errors import InvalidInputError
 from openmedclip.prompts import resolve_templates
-
-TASKS = ("zeroshot", "probe", "retrieval")
-"""Task names a suite may list."""
+from openmedclip.schemas import FileModel, describe_error
 
 PATH_KEYS = ("path", "root")
 """Source options that name files or folders under the data root."""
 
-_SUITE_KEYS = {"name", "description", "templates", "datasets"}
-_DATASET_KEYS = {"source", "train", "tasks", "classes", "prompts", "modality", "layout", "description"}
-_PROMPT_KEYS = {"bank", "templates", "sentences", "pairs"}
+
+def _known_source_type(spec: Mapping[str, Any]) -> Mapping[str, Any]:
+    if "type" in spec and canonical_type(spec["type"]) not in SOURCES:
+        raise PydanticCustomError("source_type", f"unknown source type {spec['type']!r} (known: {list(SOURCES)})")
+    return spec
+
+
+def _known_tasks(tasks: list[str]) -> list[str]:
+    """`tasks` if each names a registered task (see :mod:`openmedclip.tasks.registry`)."""
+    from openmedclip.tasks.registry import task_names
+
+    unknown = [t for t in tasks if t not in task_names()]
+    if unknown:
+        raise PydanticCustomError("task", f"unknown task(s) {unknown} (known: {list(task_names())})")
+    return tasks
+
+
+def _dataset_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise PydanticCustomError("dataset_name", "dataset names may hold only letters, digits, '.', '_' and '-'")
+    return name
+
+
+@with_config(ConfigDict(extra="allow", use_attribute_docstrings=True))
+class SourceSpec(TypedDict):
+    """A data source (`openmedclip.data.open_source` options); ``path`` and ``root`` are under the data root."""
+
+    type: str
+    """Source type (see `openmedclip.data.factory.SOURCES`)."""
+    path: str
+
+
+@with_config(ConfigDict(extra="allow", use_attribute_docstrings=True))
+class SplitSpec(TypedDict, total=False):
+    """The linear probe's training split: options merged over `source` (a ``type`` replaces `source`)."""
+
+    type: str
+    path: str
+
+
+class SuitePrompts(FileModel):
+    """How a dataset's classes become prompts: a sentence bank, templates, sentences per class, or prompt pairs."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+    bank: str | None = None
+    """Sentence bank: a built-in name or a YAML path."""
+    templates: str | list[str] | None = None
+    """A template list of the suite's ``templates``, a built-in set, one template or a list, each with a ``{}``."""
+    sentences: dict[str, Annotated[list[str], Field(min_length=1)]] | None = None
+    """Class name -> its prompt sentences."""
+    pairs: dict[str, tuple[str | list[str], str | list[str]]] | None = None
+    """Multi-label: class name -> (positive, negative) prompts, each a sentence or a list."""
+
+    @model_validator(mode="after")
+    def _bank_or_sentences(self) -> SuitePrompts:
+        if {"bank", "sentences"} <= self.model_fields_set:
+            raise PydanticCustomError("prompts", "give prompts as a 'bank' or as 'sentences', not both")
+        return self
+
+
+class SuiteDataset(FileModel):
+    """One dataset of a suite: its source, tasks, classes and prompts."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+    source: Annotated[SourceSpec, AfterValidator(_known_source_type)]
+    tasks: Annotated[list[str], Field(min_length=1), AfterValidator(_known_tasks)]
+    """Tasks to run: zeroshot, probe (needs `train`), retrieval."""
+    train: Annotated[SplitSpec, AfterValidator(_known_source_type)] | None = None
+    classes: list[str] | dict[str, str] | None = None
+    """Order and prompt names of the classes: a list of labels, or a mapping of label to name."""
+    prompts: SuitePrompts | None = None
+    modality: str | None = None
+    """Shown in reports."""
+    layout: str | None = None
+    """What the data root must hold for this dataset."""
+    description: str | None = None
+
+    @field_validator("classes")
+    @classmethod
+    def _unique_classes(cls, classes: list[str] | dict[str, str] | None) -> list[str] | dict[str, str] | None:
+        names = list(classes.values()) if isinstance(classes, dict) else classes
+        if names is not None and (not names or len(set(names)) != len(names)):
+            raise PydanticCustomError("classes", "'classes' must be non-empty and unique")
+        return classes
+
+    @model_validator(mode="after")
+    def _probe_needs_train(self) -> SuiteDataset:
+        if "probe" in self.tasks and self.train is None:
+            raise PydanticCustomError("probe", "task 'probe' needs a 'train' split (e.g. train: {split: train})")
+        return self
+
+
+class SuiteFile(FileModel):
+    """An evaluation suite file: named datasets with their sources, tasks, classes and prompts."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+    name: Annotated[str, Field(min_length=1)]
+    description: str | None = None
+    templates: dict[str, Annotated[list[str], Field(min_length=1)]] | None = None
+    """Named template lists that the datasets' ``prompts.templates`` may name."""
+    datasets: Annotated[dict[Annotated[str, AfterValidator(_dataset_name)], SuiteDataset], Field(min_length=1)]
+    """Dataset name -> entry, in report order."""
 
 
 @dataclass(frozen=True)
@@ -107,25 +215,21 @@ def load_suite(name_or_path: str | Path) -> Suite:
 
 
 def parse_suite(text: str, *, origin: str = "<string>") -> Suite:
-    """Build a suite from YAML text; every problem raises `InvalidInputError` naming ``origin``."""
+    """Build a suite from YAML text; every problem raises `InvalidInputError` naming ``origin`` and the place,
+    e.g. ``s.yaml: datasets.chest.prompts.bankk: unknown key (did you mean 'bank'?)``."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"{origin}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"{origin}: a suite must be a mapping with 'name' and 'datasets'")
-    _check_keys(data, _SUITE_KEYS, origin)
-    if not data.get("name"):
-        raise InvalidInputError(f"{origin}: missing 'name'")
-    datasets = data.get("datasets")
-    if not isinstance(datasets, dict) or not datasets:
-        raise InvalidInputError(f"{origin}: 'datasets' must be a non-empty mapping of dataset name to entry")
-    templates = _named_templates(data.get("templates"), origin)
+    try:
+        suite = SuiteFile.model_validate(data)
+    except ValidationError as err:
+        raise InvalidInputError(f"{origin}: {describe_error(err, SuiteFile)}") from None
+    templates = suite.templates or {}
     entries = {
-        str(name): _entry(str(name), entry, f"{origin}: dataset '{name}'", templates)
-        for name, entry in datasets.items()
+        name: _entry(name, entry, f"{origin}: datasets.{name}", templates) for name, entry in suite.datasets.items()
     }
-    return Suite(str(data["name"]), origin, entries, str(data.get("description") or ""))
+    return Suite(suite.name, origin, entries, suite.description or "")
 
 
 def resolve_spec(spec: Mapping[str, Any], data_root: Path) -> dict[str, Any]:
@@ -142,98 +246,34 @@ def missing_paths(spec: Mapping[str, Any]) -> list[str]:
     return [str(spec[k]) for k in PATH_KEYS if k in spec and "{" not in str(spec[k]) and not Path(spec[k]).exists()]
 
 
-def _entry(name: str, entry: object, where: str, templates: dict[str, list[str]]) -> DatasetEntry:
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
-        raise InvalidInputError(f"{where}: dataset names may hold only letters, digits, '.', '_' and '-'")
-    if not isinstance(entry, dict):
-        raise InvalidInputError(f"{where}: expected a mapping with 'source' and 'tasks'")
-    _check_keys(entry, _DATASET_KEYS, where)
-    source = _source(entry.get("source"), f"{where} source", require_path=True)
-    tasks = entry.get("tasks")
-    if not isinstance(tasks, list) or not tasks:
-        raise InvalidInputError(f"{where}: 'tasks' must be a non-empty list (any of {list(TASKS)})")
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
-        raise InvalidInputError(f"{where}: unknown task(s) {unknown} (known: {list(TASKS)})")
-    train = entry.get("train")
-    if "probe" in tasks and train is None:
-        raise InvalidInputError(f"{where}: task 'probe' needs a 'train' split (e.g. train: {{split: train}})")
-    if train is not None:
-        train = _source(train, f"{where} train", require_path=False)
+def _entry(name: str, entry: SuiteDataset, where: str, templates: dict[str, list[str]]) -> DatasetEntry:
+    classes = entry.classes
     return DatasetEntry(
         name=name,
-        source=source,
-        tasks=tuple(dict.fromkeys(tasks)),
-        train=train,
-        classes=_classes(entry.get("classes"), where),
-        prompts=_prompts(entry.get("prompts"), where, templates),
-        modality=str(entry.get("modality") or ""),
-        layout=str(entry.get("layout") or ""),
+        source=dict(entry.source),
+        tasks=tuple(dict.fromkeys(entry.tasks)),
+        train=None if entry.train is None else dict(entry.train),
+        classes={c: c for c in classes} if isinstance(classes, list) else classes,
+        prompts=_prompts(entry.prompts, where, templates),
+        modality=entry.modality or "",
+        layout=entry.layout or "",
     )
 
 
-def _source(spec: object, where: str, *, require_path: bool) -> dict[str, Any]:
-    if not isinstance(spec, dict):
-        raise InvalidInputError(f"{where}: expected a mapping such as {{type: medmnist, path: x.npz}}")
-    if require_path and ("type" not in spec or "path" not in spec):
-        raise InvalidInputError(f"{where}: needs 'type' and 'path' (relative to the data root)")
-    if "type" in spec and canonical_type(str(spec["type"])) not in SOURCES:
-        raise InvalidInputError(f"{where}: unknown source type {spec['type']!r} (known: {list(SOURCES)})")
-    return dict(spec)
-
-
-def _classes(classes: object, where: str) -> dict[str, str] | None:
-    if classes is None:
-        return None
-    if isinstance(classes, list) and all(isinstance(c, (str, int)) for c in classes):
-        mapping = {str(c): str(c) for c in classes}
-    elif isinstance(classes, dict) and all(isinstance(v, (str, int)) for v in classes.values()):
-        mapping = {str(k): str(v) for k, v in classes.items()}
-    else:
-        raise InvalidInputError(f"{where}: 'classes' must be a list of names or a mapping of label to name")
-    if not mapping or len(set(mapping.values())) != len(mapping) or len(mapping) != len(classes):
-        raise InvalidInputError(f"{where}: 'classes' must be non-empty and unique")
-    return mapping
-
-
-def _named_templates(templates: object, origin: str) -> dict[str, list[str]]:
-    if templates is None:
-        return {}
-    if not isinstance(templates, dict) or not all(
-        isinstance(v, list) and v and all(isinstance(t, str) for t in v) for v in templates.values()
-    ):
-        raise InvalidInputError(f"{origin}: 'templates' must map a name to a non-empty list of templates")
-    return {str(k): list(v) for k, v in templates.items()}
-
-
-def _prompts(prompts: object, where: str, templates: dict[str, list[str]]) -> dict[str, Any]:
+def _prompts(prompts: SuitePrompts | None, where: str, templates: dict[str, list[str]]) -> dict[str, Any]:
+    """The prompt options as given, with a suite template name replaced by its list; templates are checked."""
     if prompts is None:
         return {}
-    if not isinstance(prompts, dict):
-        raise InvalidInputError(f"{where}: 'prompts' must be a mapping (bank, templates, sentences or pairs)")
-    _check_keys(prompts, _PROMPT_KEYS, f"{where} prompts")
-    if "bank" in prompts and "sentences" in prompts:
-        raise InvalidInputError(f"{where}: give prompts as a 'bank' or as 'sentences', not both")
-    sentences = prompts.get("sentences")
-    if sentences is not None and not (
-        isinstance(sentences, dict) and all(isinstance(v, list) and v for v in sentences.values())
-    ):
-        raise InvalidInputError(f"{where}: 'sentences' must map each class to a non-empty list of sentences")
-    chosen = prompts.get("templates")
+    out = prompts.model_dump(exclude_unset=True)
+    chosen = prompts.templates
     if isinstance(chosen, str) and chosen in templates:
-        return {**prompts, "templates": templates[chosen]}
+        return {**out, "templates": templates[chosen]}
     if chosen is not None:
         try:
             resolve_templates(chosen)
         except InvalidInputError as err:
-            raise InvalidInputError(f"{where}: {err}") from None
-    return dict(prompts)
-
-
-def _check_keys(mapping: dict, allowed: set[str], where: str) -> None:
-    unknown = set(map(str, mapping)) - allowed
-    if unknown:
-        raise InvalidInputError(f"{where}: unknown key(s) {sorted(unknown)} (allowed: {sorted(allowed)})")
+            raise InvalidInputError(f"{where}.prompts.templates: {err}") from None
+    return out
 
 
 def _suite_dir():

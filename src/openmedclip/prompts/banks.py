@@ -22,19 +22,61 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import yaml
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from ..errors import InvalidInputError
+from ..schemas import FileModel, describe_error
 
 MIN_SENTENCES = 10
 """Fewest sentences a class needs to pass `validate_bank`."""
 
-_CLASS_KEYS = {"aliases", "sentences", "positive", "negative"}
-_BANK_KEYS = {"modality", "description", "classes"}
-
 TokenCounter = Callable[[str], int | Sequence[int]]
+
+
+def _class_name(name: Any) -> Any:
+    if not isinstance(name, str):
+        raise PydanticCustomError("class_name", "class names must be strings (quote them in YAML)")
+    return name
+
+
+class BankClass(FileModel):
+    """One class of a bank file: its sentences, other names and an optional positive/negative prompt pair."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+    sentences: list[StrictStr]
+    """Varied, clinically phrased sentences describing an image of the class."""
+    aliases: list[StrictStr] | None = None
+    """Other names of the class (matched case-insensitively)."""
+    positive: str | None = None
+    """CheXzero-style prompt for multi-label scoring, e.g. ``pneumothorax``; needs `negative`."""
+    negative: str | None = None
+    """The negated prompt, e.g. ``no pneumothorax``; needs `positive`."""
+
+    @model_validator(mode="after")
+    def _pair_together(self) -> BankClass:
+        if (self.positive is None) != (self.negative is None):
+            raise PydanticCustomError("pair", "'positive' and 'negative' must be given together")
+        return self
+
+
+class BankFile(FileModel):
+    """A sentence bank file: the sentences of each class of one modality."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+    modality: str | None = None
+    description: str | None = None
+    classes: dict[Annotated[str, BeforeValidator(_class_name)], BankClass]
+    """Class name -> its sentences, in file order."""
 
 
 @dataclass
@@ -108,34 +150,25 @@ def _builtin_bank(name: str) -> SentenceBank:
 
 
 def parse_bank(text: str, *, name: str = "", source: str = "<string>") -> SentenceBank:
-    """Build a bank from YAML text; `source` names it in error messages."""
+    """Build a bank from YAML text; `source` and the place name problems, e.g.
+    ``mine.yaml: classes.normal.sentence: unknown key (did you mean 'sentences'?)``."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"{source}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("classes"), dict):
-        raise InvalidInputError(f"{source}: a sentence bank needs a 'classes' mapping")
-    _check_keys(data, _BANK_KEYS, source)
+    try:
+        bank_file = BankFile.model_validate(data)
+    except ValidationError as err:
+        raise InvalidInputError(f"{source}: {describe_error(err, BankFile)}") from None
     bank = SentenceBank(
-        modality=str(data.get("modality") or ""),
-        classes={},
-        name=name,
-        description=str(data.get("description") or ""),
+        modality=bank_file.modality or "", classes={}, name=name, description=bank_file.description or ""
     )
-    for class_name, entry in data["classes"].items():
-        where = f"{source}: class {class_name!r}"
-        if not isinstance(class_name, str):
-            raise InvalidInputError(f"{where}: class names must be strings (quote them in YAML)")
-        if not isinstance(entry, dict):
-            raise InvalidInputError(f"{where}: expected a mapping with 'sentences'")
-        _check_keys(entry, _CLASS_KEYS, where)
-        bank.classes[class_name] = _string_list(entry.get("sentences"), f"{where} sentences")
-        if entry.get("aliases"):
-            bank.aliases[class_name] = _string_list(entry["aliases"], f"{where} aliases")
-        if ("positive" in entry) != ("negative" in entry):
-            raise InvalidInputError(f"{where}: 'positive' and 'negative' must be given together")
-        if "positive" in entry:
-            bank.pairs[class_name] = (str(entry["positive"]), str(entry["negative"]))
+    for class_name, entry in bank_file.classes.items():
+        bank.classes[class_name] = list(entry.sentences)
+        if entry.aliases:
+            bank.aliases[class_name] = list(entry.aliases)
+        if entry.positive is not None and entry.negative is not None:
+            bank.pairs[class_name] = (entry.positive, entry.negative)
     return bank
 
 
@@ -257,15 +290,3 @@ def _normalise(text: str) -> str:
 
 def _bank_dir():
     return resources.files("openmedclip.prompts").joinpath("banks")
-
-
-def _check_keys(mapping: dict, allowed: set[str], where: str) -> None:
-    unknown = set(map(str, mapping)) - allowed
-    if unknown:
-        raise InvalidInputError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(allowed)})")
-
-
-def _string_list(value: object, where: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidInputError(f"{where}: expected a list of strings")
-    return list(value)

@@ -2,119 +2,148 @@
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePath
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+    with_config,
+)
+from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict
 
 from openmedclip.errors import InvalidInputError
+from openmedclip.precision import Precision
+from openmedclip.schemas import FileModel, describe_error
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-LOSS_NAMES = ("infonce", "siglip")
-CAPTION_KEYS = {"bank", "normal_class", "from_fields", "max_qa"}
+LossName = Literal["infonce", "siglip"]
+LOSS_NAMES: tuple[str, ...] = get_args(LossName)
 
 
-@dataclass
-class TrainConfig:
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("float_type", "Input should be a valid number")
+    return value
+
+
+def _path_text(value: Any) -> Any:
+    return str(value) if isinstance(value, PurePath) else value
+
+
+Number = Annotated[float, BeforeValidator(_no_bool)]
+"""A float; ints and numeric strings (``"3e-5"``, which YAML reads as a string) convert, true/false do not."""
+PathText = Annotated[str, BeforeValidator(_path_text)]
+"""A string; `pathlib` paths convert."""
+
+
+@with_config(ConfigDict(extra="forbid", use_attribute_docstrings=True))
+class CaptionOptions(TypedDict, total=False):
+    """How samples without captions get one (see `TrainConfig.captions`)."""
+
+    bank: str | None
+    """Sentence bank (built-in name or YAML path) whose sentences caption each sample's labels."""
+    normal_class: str | None
+    """Bank class for samples without labels (default: the bank's "No Finding" or "normal" class)."""
+    from_fields: StrictBool
+    """Build captions from the modality, organ and question–answer metadata (VQA-RAD)."""
+    max_qa: Annotated[StrictInt, Field(ge=0)]
+    """Question–answer pairs per caption with `from_fields` (default 2)."""
+
+
+@with_config(ConfigDict(extra="allow", use_attribute_docstrings=True))
+class DataSourceSpec(TypedDict, total=False):
+    """An `openmedclip.data.open_source` spec (``type``, ``path``, ... are checked there) with two training keys."""
+
+    weight: Annotated[Number, Field(ge=0)]
+    """This source's share of an epoch (give one to every source or to none)."""
+    captions: CaptionOptions
+    """Caption options for this source, replacing the recipe's `captions`."""
+
+
+class TrainConfig(FileModel):
     """A training run. Batch sizes are per process; one optimizer step sees
-    ``batch_size * grad_accum * world_size`` pairs."""
+    ``batch_size * grad_accum * world_size`` pairs. Invalid options raise `InvalidInputError`."""
 
-    model: str
+    model: PathText
     """Anything `openmedclip.models.load_model` accepts: registry name, hub-format folder, open_clip architecture."""
-    datasets: list[dict]
+    datasets: Annotated[list[DataSourceSpec], Field(min_length=1)]
     """`openmedclip.data.open_source` specs; an optional ``weight`` sets each source's share of an epoch.
     Relative paths are taken from the working directory."""
-    checkpoint: str | None = None
+    checkpoint: PathText | None = None
     """Weights for an architecture given as `model` (``load_model(model, checkpoint=...)``)."""
-    epoch_size: int | None = None
+    epoch_size: Annotated[StrictInt, Field(ge=1)] | None = None
     """Pairs per epoch (default: the sum of the sources' sizes)."""
-    val_datasets: list[dict] = field(default_factory=list)
+    val_datasets: list[dict[str, Any]] = Field(default_factory=list)
     """Image–text sources for retrieval validation (R@1/5/10 both ways), one result per source."""
-    captions: dict = field(default_factory=dict)
+    captions: CaptionOptions = Field(default_factory=CaptionOptions)
     """How samples without captions get one: ``{bank: <name or yaml>, normal_class: ...}`` captions their labels
     with bank sentences; ``{from_fields: true, max_qa: 2}`` builds one from modality, organ and question–answer
     metadata (VQA-RAD). A dataset spec may carry its own ``captions`` mapping, which replaces this one for it."""
-    epochs: int = 1
-    max_steps: int | None = None
+    epochs: Annotated[StrictInt, Field(ge=1)] = 1
+    max_steps: Annotated[StrictInt, Field(ge=1)] | None = None
     """Stop after this many optimizer steps in all (the schedule still spans `epochs`)."""
-    batch_size: int = 32
-    grad_accum: int = 1
+    batch_size: Annotated[StrictInt, Field(ge=1)] = 32
+    grad_accum: Annotated[StrictInt, Field(ge=1)] = 1
     """Micro-batches per optimizer step; the loss sees all of them at once (see `openmedclip.train.step`)."""
-    lr: float = 1e-5
-    weight_decay: float = 0.2
-    warmup_steps: int = 0
-    precision: str = "fp32"
+    lr: Annotated[Number, Field(gt=0)] = 1e-5
+    weight_decay: Number = 0.2
+    warmup_steps: Annotated[StrictInt, Field(ge=0)] = 0
+    precision: Precision = "fp32"
     """fp32, bf16 (autocast, CPU or GPU) or fp16 (autocast + GradScaler, GPU only); weights stay fp32."""
-    grad_checkpointing: bool = False
-    lock_image: bool | int = False
+    grad_checkpointing: StrictBool = False
+    lock_image: StrictBool | Annotated[StrictInt, Field(ge=0)] = False
     """True freezes the image tower; an int N leaves its last N layer groups trainable (open_clip's groups,
     from the end: the projection; the last block with the final norm; each earlier block; the embeddings)."""
-    lock_text: bool | int = False
+    lock_text: StrictBool | Annotated[StrictInt, Field(ge=0)] = False
     """True freezes the text tower; an int N leaves its last N layer groups trainable (as for `lock_image`)."""
-    loss: str = "infonce"
-    gather_features: bool = True
+    loss: LossName = "infonce"
+    gather_features: StrictBool = True
     """With several processes, use all processes' pairs as negatives (same result as one big batch)."""
-    augment: bool = False
+    augment: StrictBool = False
     """Random crops (80–100 % of the area) before the model's preprocessing, seeded per sample and epoch."""
-    seed: int = 0
+    seed: StrictInt = 0
     device: str | None = None
     """``cpu``, ``cuda``, ``cuda:1``...; default: the process's GPU when there is one, else the CPU."""
-    num_workers: int = 0
-    val_every: int = 1
+    num_workers: Annotated[StrictInt, Field(ge=0)] = 0
+    val_every: Annotated[StrictInt, Field(ge=0)] = 1
     """Validate every this many epochs (0: never)."""
-    out_dir: str = "runs/train"
-    log_file: str = "log.jsonl"
+    out_dir: PathText = "runs/train"
+    log_file: PathText = "log.jsonl"
     """JSON-lines log, relative to `out_dir`."""
-    keep_checkpoints: int = 2
-    resume: bool = False
+    keep_checkpoints: Annotated[StrictInt, Field(ge=0)] = 2
+    resume: StrictBool = False
     """Continue from ``out_dir``'s latest checkpoint (start afresh when there is none)."""
-    progress: bool = True
+    progress: StrictBool = True
 
-    def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, _coerce(getattr(self, f.name), hints[f.name], f.name))
-        self._check()
+    @field_validator("lock_image", "lock_text", mode="before")
+    @classmethod
+    def _lock(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, int) and value >= 0):
+            return value
+        raise PydanticCustomError("lock", "must be true/false or a number of unlocked layers >= 0")
 
-    def _check(self) -> None:
-        if not self.datasets:
-            raise InvalidInputError("recipe: 'datasets' needs at least one data source")
-        for spec in [*self.datasets, *self.val_datasets]:
-            if not isinstance(spec, dict):
-                raise InvalidInputError(f"recipe: a data source must be a mapping, got {spec!r}")
-        for name in ("epochs", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"recipe: '{name}' must be at least 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "num_workers", "val_every", "keep_checkpoints"):
-            if getattr(self, name) < 0:
-                raise InvalidInputError(f"recipe: '{name}' must be >= 0, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise InvalidInputError(f"recipe: 'max_steps' must be at least 1, got {self.max_steps}")
-        if self.lr <= 0:
-            raise InvalidInputError(f"recipe: 'lr' must be positive, got {self.lr}")
-        if self.precision not in PRECISIONS:
-            raise InvalidInputError(f"recipe: 'precision' must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.loss not in LOSS_NAMES:
-            raise InvalidInputError(f"recipe: 'loss' must be one of {LOSS_NAMES}, got {self.loss!r}")
-        for where, captions in [("captions", self.captions)] + [
-            (f"datasets[{i}].captions", spec.get("captions", {})) for i, spec in enumerate(self.datasets)
-        ]:
-            unknown = set(captions) - CAPTION_KEYS
-            if unknown:
-                known = sorted(CAPTION_KEYS)
-                raise InvalidInputError(f"recipe: unknown '{where}' option(s) {sorted(unknown)}; known: {known}")
-        for name in ("lock_image", "lock_text"):
-            value = getattr(self, name)
-            if not isinstance(value, bool) and value < 0:
-                raise InvalidInputError(f"recipe: '{name}' must be true/false or a number of unlocked layers >= 0")
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_line_error(cls, data: Any, handler: ModelWrapValidatorHandler[TrainConfig]) -> TrainConfig:
+        """Problems raise `InvalidInputError` naming the first one, e.g. ``recipe: lr: expected a number``."""
+        try:
+            return handler(data)
+        except ValidationError as err:
+            raise InvalidInputError(f"recipe: {describe_error(err, cls)}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every option as plain data (lists and dicts copied)."""
+        return self.model_dump()
 
 
 def load_recipe(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
@@ -122,6 +151,8 @@ def load_recipe(path: str | Path | None, overrides: Mapping[str, Any] | None = N
 
     Override keys may be dotted (``datasets.0.path``, ``captions.bank``); string values are read as YAML
     (``"3"`` -> 3, ``"true"`` -> True, ``"[a, b]"`` -> a list), so command-line ``--key value`` pairs work as is.
+    Problems raise `InvalidInputError` naming the file and the option, e.g.
+    ``r.yaml: recipe: datasets.0.captions.bankk: unknown key (did you mean 'bank'?)``.
     """
     data: dict[str, Any] = {}
     if path is not None:
@@ -136,14 +167,12 @@ def load_recipe(path: str | Path | None, overrides: Mapping[str, Any] | None = N
             raise InvalidInputError(f"{path}: a recipe must be a mapping of options")
     for key, value in (overrides or {}).items():
         _set_dotted(data, key.replace("-", "_"), yaml.safe_load(value) if isinstance(value, str) else value)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise InvalidInputError(f"recipe: unknown option(s) {unknown}; known: {sorted(known)}")
-    missing = sorted(name for name in ("model", "datasets") if name not in data)
-    if missing:
-        raise InvalidInputError(f"recipe: missing required option(s) {missing}")
-    return TrainConfig(**data)
+    try:
+        return TrainConfig.model_validate(data)
+    except InvalidInputError as err:
+        if path is None:
+            raise
+        raise InvalidInputError(f"{path}: {err}") from None
 
 
 def _set_dotted(data: Any, key: str, value: Any) -> None:
@@ -172,50 +201,3 @@ def _list_index(items: list, part: str, key: str) -> int:
     if not part.isdigit() or int(part) >= len(items):
         raise InvalidInputError(f"override {key!r}: {part!r} is not an index of a list of {len(items)}")
     return int(part)
-
-
-def _coerce(value: Any, hint: Any, name: str) -> Any:
-    """`value` as type `hint` (ints to floats, numeric strings to numbers), or `InvalidInputError`."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(hint):
-            try:
-                return _coerce(value, option, name)
-            except InvalidInputError:
-                continue
-    elif hint is type(None):
-        if value is None:
-            return None
-    elif hint is bool:
-        if isinstance(value, bool):
-            return value
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif hint is float:
-        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif hint is str:
-        if isinstance(value, (str, Path)):
-            return str(value)
-    elif origin is list or hint is list:
-        if isinstance(value, list):
-            return value
-    elif origin is dict or hint is dict:
-        if isinstance(value, dict):
-            return value
-    raise InvalidInputError(f"recipe: '{name}' must be {_describe(hint)}, got {value!r}")
-
-
-def _describe(hint: Any) -> str:
-    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_describe(option) for option in typing.get_args(hint))
-    if typing.get_origin(hint) is list or hint is list:
-        return "a list"
-    if typing.get_origin(hint) is dict or hint is dict:
-        return "a mapping"
-    return names.get(hint, str(hint))

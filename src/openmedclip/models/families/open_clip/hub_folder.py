@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from openmedclip.errors import ModelLoadError
 from openmedclip.models.checkpoint import CHECKPOINT_SUFFIXES
 from openmedclip.models.families.open_clip.config import OpenClipConfig
+from openmedclip.models.families.open_clip.config_file import read_hub_config
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHT_FILES = (
@@ -20,27 +20,11 @@ WEIGHT_FILES = (
 
 
 def read_config(path: Path, model: str) -> OpenClipConfig:
-    """The model, preprocess and base-weight settings of an ``open_clip_config.json``; ``ModelLoadError`` naming
-    the file if it is malformed."""
-    try:
-        content = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ModelLoadError(model, f"cannot read {path}: {error}") from None
-    except ValueError as error:
-        raise ModelLoadError(model, f"{path} is not valid JSON: {error}") from None
-    if not isinstance(content, dict) or not isinstance(content.get("model_cfg"), dict):
-        raise ModelLoadError(model, f"{path} has no 'model_cfg' object (the open_clip hub config format)")
-    model_cfg = content["model_cfg"]
-    absent = [key for key in ("embed_dim", "vision_cfg", "text_cfg") if key not in model_cfg]
-    if absent:
-        raise ModelLoadError(model, f"{path}: 'model_cfg' lacks {', '.join(absent)}")
-    preprocess_cfg = content.get("preprocess_cfg", {})
-    if not isinstance(preprocess_cfg, dict):
-        raise ModelLoadError(model, f"{path}: 'preprocess_cfg' must be an object")
-    base_weights = content.get("base_weights", {})
-    if not isinstance(base_weights, dict) or not all(isinstance(v, str) for v in base_weights.values()):
-        raise ModelLoadError(model, f"{path}: 'base_weights' must map state-dict prefixes to locations")
-    return OpenClipConfig(model_cfg, preprocess_cfg, base_weights)
+    """The model, preprocess and base-weight settings of an ``open_clip_config.json``, checked against its schema
+    (:mod:`openmedclip.models.families.open_clip.config_file`); ``ModelLoadError`` naming the file, the place and
+    the problem otherwise."""
+    config = read_hub_config(path, model)
+    return OpenClipConfig(config.model_cfg_dict(), config.preprocess_dict(), config.base_weights_dict())
 
 
 def find_weights(folder: Path, model: str, *, any_checkpoint: bool = False) -> Path:
