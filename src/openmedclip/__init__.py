@@ -31,6 +31,8 @@ _EXPORTS = {
     "retrieve": "openmedclip.tasks.retrieval",
     "retrieval_metrics": "openmedclip.tasks.retrieval",
     "RetrievalResult": "openmedclip.tasks.retrieval",
+    "multiclass_metrics": "openmedclip.metrics",
+    "multilabel_metrics": "openmedclip.metrics",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
@@ -40,3 +42,7 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'openmedclip' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

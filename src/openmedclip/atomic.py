@@ -32,7 +32,7 @@ def fsync_tree(folder: Path) -> None:
     fsync_dir(folder)
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
+def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write`` on a temporary file in ``path``'s folder, fsync it and rename it to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,15 @@ def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
 
 def test_zeroshot_folder_json(monkeypatch, capsys, tiny_model_dir, image_folder):
     code, out, _ = run_cli(
-        monkeypatch, capsys, "zeroshot", str(image_folder), "--labels", "normal,pneumonia",
-        "--model", str(tiny_model_dir), "--json",
+        monkeypatch,
+        capsys,
+        "zeroshot",
+        str(image_folder),
+        "--labels",
+        "normal,pneumonia",
+        "--model",
+        str(tiny_model_dir),
+        "--json",
     )
     assert code == 0
     payload = json.loads(out)
@@ -33,8 +40,15 @@ def test_zeroshot_folder_json(monkeypatch, capsys, tiny_model_dir, image_folder)
 
 def test_zeroshot_csv_and_table(monkeypatch, capsys, tiny_model_dir, image_folder):
     code, out, _ = run_cli(
-        monkeypatch, capsys, "zeroshot", str(image_folder / "img0.png"), "-l", "a,b,c",
-        "-m", str(tiny_model_dir), "--csv",
+        monkeypatch,
+        capsys,
+        "zeroshot",
+        str(image_folder / "img0.png"),
+        "-l",
+        "a,b,c",
+        "-m",
+        str(tiny_model_dir),
+        "--csv",
     )
     rows = list(csv.reader(io.StringIO(out)))
     assert code == 0 and rows[0] == ["image", "prediction", "a", "b", "c"] and len(rows) == 2
@@ -74,8 +88,9 @@ def test_user_mistakes_give_one_line_and_exit_2(monkeypatch, capsys, image_folde
 
 
 def test_missing_path_and_single_bad_file(monkeypatch, capsys, tiny_model_dir, tmp_path):
-    code, _, err = run_cli(monkeypatch, capsys, "zeroshot", str(tmp_path / "nope.png"), "-l", "a,b",
-                           "-m", str(tiny_model_dir))
+    code, _, err = run_cli(
+        monkeypatch, capsys, "zeroshot", str(tmp_path / "nope.png"), "-l", "a,b", "-m", str(tiny_model_dir)
+    )
     assert code == 2 and "nope.png" in err
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)

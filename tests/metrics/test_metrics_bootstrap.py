@@ -7,10 +7,9 @@ import pytest
 from sklearn import metrics as skm
 
 from openmedclip.errors import InvalidInputError
-from openmedclip.metrics import bootstrap
+from openmedclip.metrics import bootstrap, multiclass_metrics
 from openmedclip.metrics.bootstrap import bootstrap_ci, counts_from_indices, iter_resample_indices, percentile_interval
 from openmedclip.metrics.calibration import expected_calibration_error
-from openmedclip.metrics import multiclass_metrics
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning"),

@@ -9,8 +9,8 @@ import pytest
 from sklearn import metrics as skm
 
 from openmedclip.errors import InvalidInputError
-from openmedclip.metrics.bootstrap import bootstrap_ci
 from openmedclip.metrics import multilabel_metrics, select_thresholds
+from openmedclip.metrics.bootstrap import bootstrap_ci
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
 
@@ -110,7 +110,7 @@ def test_bootstrap_matches_slow_sklearn_loop(make_multilabel):
         return lambda yy, ss: skm.roc_auc_score(yy[:, j], ss[:, j])
 
     def ap(j):
-        return lambda yy, ss: skm.average_precision_score(yy[:, j], ss[:, j]) if 0 < yy[:, j].sum() else np.nan
+        return lambda yy, ss: skm.average_precision_score(yy[:, j], ss[:, j]) if yy[:, j].sum() > 0 else np.nan
 
     def mean_auroc(yy, ss):
         return np.mean([skm.roc_auc_score(yy[:, j], ss[:, j]) for j in range(3)])

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from tiny_models import tiny_openclip_config, write_tiny_biomedclip_folder
 
 TINY_ARCH = "Tiny-ViT-test"

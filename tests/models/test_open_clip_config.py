@@ -8,6 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+
+from openmedclip.errors import ModelLoadError
+from openmedclip.models.families.open_clip.config_file import OpenClipHubConfig, PreprocessCfg, read_hub_config
 from tiny_models import (
     BIOMEDBERT,
     OPENAI_MEAN,
@@ -16,9 +19,6 @@ from tiny_models import (
     tiny_openclip_config,
     write_tiny_openclip_folder,
 )
-
-from openmedclip.errors import ModelLoadError
-from openmedclip.models.families.open_clip.config_file import OpenClipHubConfig, PreprocessCfg, read_hub_config
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = [

@@ -75,7 +75,7 @@ def test_unknown_label_names_the_bank(chest):
         ({"modality": "MR - T2 weighted", "organ": "HEAD"}, "MR image (T2 weighted) of the head."),
         ({"modality": "CXR", "organ": "CHEST", "plane": "PA"}, "PA radiograph of the chest."),
         ({"modality": "TAC", "organ": "Thorax"}, "CT image of the chest."),
-        ({"modality": "Spectral CT", "organ": "Spine and Muscles"}, 
+        ({"modality": "Spectral CT", "organ": "Spine and Muscles"},
          "Spectral CT image of the spine and muscles."),
         ({"organ": "HEAD"}, "Image of the head."),
     ],

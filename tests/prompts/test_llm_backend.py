@@ -32,7 +32,7 @@ class _Server:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server naming)
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 owner.requests.append(
                     {"path": self.path, "auth": self.headers.get("Authorization"), "json": json.loads(body)}

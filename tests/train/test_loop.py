@@ -99,7 +99,8 @@ def test_a_corrupt_validation_image_is_skipped_and_the_checkpoint_still_written(
     val = tmp_path / "val"
     shutil.copytree(toy_table.parent, val)
     (val / "img" / "003.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    summary = train(load_recipe(None, recipe(epochs=1, val_datasets=[{"type": "table", "path": str(val / "pairs.jsonl")}])))
+    val_datasets = [{"type": "table", "path": str(val / "pairs.jsonl")}]
+    summary = train(load_recipe(None, recipe(epochs=1, val_datasets=val_datasets)))
     metrics = summary.validation[0]["metrics"]["pairs"]
     assert metrics["n_skipped"] == 1 and metrics["n_images"] == 31
     assert 0 <= metrics["text_retrieval_recall@1"] <= 1

@@ -1,49 +1,46 @@
-"""The ``openmedclip`` command."""
+"""The ``openmedclip`` command.
+
+Arguments are parsed before anything heavy is imported: this module and the option helpers import only typer,
+the standard library and :mod:`openmedclip.errors`; each command imports the library parts (torch, open_clip,
+rich, ...) it needs when it runs, so ``openmedclip --help`` and ``openmedclip models`` answer at once.
+"""
 
 from __future__ import annotations
 
-import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
+from typer.main import get_command
 
-from ..embed import ItemError
 from ..errors import InvalidInputError, OpenMedClipError
-from . import render
 from .evaluate import eval_command, report_command
+from .options import (
+    DeviceOption,
+    ModelOption,
+    PrecisionOption,
+    WindowOption,
+    key_values,
+    missing_extra,
+    model_name,
+    names,
+    parse_window,
+    require_extra,
+)
+from .train import CONTEXT_SETTINGS, train_command
+
+PROG = "openmedclip"
 
 app = typer.Typer(
-    name="openmedclip",
+    name=PROG,
     help="Contrastive language-image models for medical images.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
-
-ModelOption = Annotated[
-    Optional[str],
-    typer.Option("--model", "-m", help="Registry name, open_clip architecture, model folder or checkpoint file."),
-]
-DeviceOption = Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, mps (default: best available).")]
-PrecisionOption = Annotated[str, typer.Option(help="fp32, bf16 (fast on CPU) or fp16 (GPU).")]
-
-
-def _model_name(model: str | None) -> str:
-    from ..models import DEFAULT_MODEL
-
-    chosen = model or os.environ.get("OPENMEDCLIP_MODEL") or DEFAULT_MODEL
-    if not chosen:
-        raise InvalidInputError("no model given: pass --model NAME|PATH or set OPENMEDCLIP_MODEL")
-    return chosen
-
-
-def _parse_labels(labels: str) -> list[str]:
-    names = [name.strip() for name in labels.split(",") if name.strip()]
-    if not names:
-        raise InvalidInputError("--labels needs at least one class name, e.g. --labels 'normal,pneumonia'")
-    return names
 
 
 def _parse_pairs(pairs: list[str]) -> dict[str, tuple[str, str]]:
@@ -76,9 +73,7 @@ def zeroshot(
         typer.Option(help="Multi-label prompt pair 'LABEL=positive|negative' (repeatable)."),
     ] = None,
     threshold: Annotated[float, typer.Option(help="Multi-label decision threshold.")] = 0.5,
-    window: Annotated[
-        Optional[str], typer.Option(help="DICOM/CT window preset (lung, mediastinum, bone, brain, abdomen).")
-    ] = None,
+    window: WindowOption = None,
     recursive: Annotated[bool, typer.Option(help="Search folders recursively.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
@@ -87,25 +82,29 @@ def zeroshot(
     precision: PrecisionOption = "fp32",
 ) -> None:
     """Classify images zero-shot with text prompts."""
+    label_names = names(labels, "--labels")
+    pairs = _parse_pairs(pair or [])
+    chosen_window = parse_window(window)
+
     from ..io import find_images
     from ..models import load_model
     from ..tasks.zeroshot import zero_shot
+    from . import render
 
-    names = _parse_labels(labels)
     files = find_images(paths, recursive=recursive)
-    loaded = load_model(_model_name(model), device=device, precision=precision)
+    loaded = load_model(model_name(model), device=device, precision=precision)
     templates = template[0] if template and len(template) == 1 else template
     result = zero_shot(
         loaded,
         files,
-        names,
+        label_names,
         templates=templates,
         multilabel=multilabel,
-        pairs=_parse_pairs(pair or []),
+        pairs=pairs,
         bank=bank,
         threshold=threshold,
         batch_size=batch_size,
-        read_options={"window": window} if window else None,
+        read_options={"window": chosen_window} if chosen_window else None,
         progress=len(files) > batch_size and sys.stderr.isatty(),
     )
     if as_json:
@@ -120,25 +119,7 @@ def zeroshot(
         raise typer.Exit(1)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train(
-    context: typer.Context,
-    recipe: Annotated[Optional[Path], typer.Option(help="Training recipe YAML (see configs/train/).")] = None,
-) -> None:
-    """Train or fine-tune a CLIP model: a recipe plus --KEY VALUE overrides of its fields (see docs/training.md).
-
-    Several processes or nodes: torchrun --nproc_per_node N -m openmedclip.train --recipe R.yaml
-    """
-    import json
-
-    from ..train.cli import parse_args, run_from_cli
-
-    _, overrides = parse_args(context.args)
-    summary = run_from_cli(recipe, overrides)
-    shown = {key: value for key, value in summary.to_dict().items() if key != "losses"}
-    typer.echo(json.dumps(shown, indent=2))
-
-
+app.command("train", context_settings=CONTEXT_SETTINGS)(train_command)
 app.command("eval")(eval_command)
 app.command("report")(report_command)
 
@@ -154,25 +135,27 @@ def shards(
     maxcount: Annotated[int, typer.Option(min=1, help="Samples per shard at most.")] = 10_000,
 ) -> None:
     """Convert any data source to webdataset shards (images as PNG, captions and labels as JSON)."""
+    options = key_values(option, "--option")
+    require_extra("webdataset")
+
     import json
 
     from ..data import open_source, write_shards
     from ..data.factory import guess_type
     from ..data.shards import DATASET_INFO
+    from . import render
 
-    spec = {"type": source_type or guess_type(path), "path": str(path)}
-    for item in option or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InvalidInputError(f"--option {item!r} must look like KEY=VALUE")
-        spec[key] = value
+    spec = {"type": source_type or guess_type(path), "path": str(path), **options}
     source = open_source(spec)
     written = write_shards(source, out, maxcount=maxcount)
-    render.report_errors([ItemError(i, key, reason) for i, (key, reason) in enumerate(source.skipped)])
+    render.report_skipped(source.skipped)
     count = json.loads((out / DATASET_INFO).read_text(encoding="utf-8"))["count"]
     typer.echo(f"wrote {len(written)} shard(s) with {count} sample(s) to {out}")
     if source.skipped:
         raise typer.Exit(1)
+
+
+DTYPES = ("fp32", "fp16", "bf16")
 
 
 @app.command()
@@ -182,13 +165,14 @@ def export(
     dtype: Annotated[str, typer.Option(help="Stored weight type: fp32, fp16 or bf16.")] = "fp32",
 ) -> None:
     """Write a model as a self-contained hub-format folder (e.g. a checkpoint stored in fp16 for shipping)."""
+    if dtype not in DTYPES:
+        raise InvalidInputError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+
     import torch
 
     from ..models import load_model, save_model
 
     dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if dtype not in dtypes:
-        raise InvalidInputError(f"--dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
     folder = save_model(load_model(source, device="cpu"), destination, dtype=dtypes[dtype])
     typer.echo(f"wrote {folder}")
 
@@ -198,41 +182,93 @@ def models() -> None:
     """List the model names load_model accepts."""
     from ..models import list_models
 
-    for name in list_models():
-        typer.echo(name)
+    typer.echo("\n".join(list_models()))
 
 
 @app.command()
 def banks() -> None:
     """List the built-in sentence banks and their classes."""
     from ..prompts import list_banks, load_bank
+    from . import render
 
     for name in list_banks():
         bank = load_bank(name)
-        render.stdout.print(f"[bold]{name}[/bold] ({bank.modality}): {', '.join(bank.class_names)}", highlight=False)
+        line = f"[bold]{name}[/bold] ({bank.modality}): {', '.join(bank.class_names)}"
+        render.stdout.print(line, highlight=False, soft_wrap=True)
 
 
 @app.command()
 def inspect(
     path: Annotated[Path, typer.Argument(help="An image file (PNG, JPEG, TIFF, DICOM, NIfTI).")],
-    window: Annotated[Optional[str], typer.Option(help="Window preset or 'centre,width'.")] = None,
+    window: WindowOption = None,
 ) -> None:
     """Show how an image is read: size, intensity range, window and metadata."""
+    chosen_window = parse_window(window)
+
     from ..io import read_image
+    from . import render
 
-    image = read_image(path, window=window)
+    image = read_image(path, window=chosen_window)
     pixels = image.pixels
-    render.stdout.print(f"[bold]{image.path}[/bold]")
-    render.stdout.print(f"shape {tuple(pixels.shape)}  range [{pixels.min():.1f}, {pixels.max():.1f}]")
-    render.stdout.print(f"modality {image.modality}  window {image.window}")
+    show = render.stdout.print
+    show(f"[bold]{render.escape(str(image.path))}[/bold]", soft_wrap=True)
+    show(f"shape {tuple(pixels.shape)}  range [{pixels.min():.1f}, {pixels.max():.1f}]", soft_wrap=True)
+    show(f"modality {image.modality}  window {image.window}", soft_wrap=True)
     for key, value in sorted(image.meta.items()):
-        render.stdout.print(f"  {key}: {value}", highlight=False)
+        show(f"  {key}: {render.escape(str(value))}", highlight=False, soft_wrap=True)
 
 
-def main() -> None:
-    """Entry point: user mistakes become one red line and exit code 2, never a traceback."""
+def command_names() -> list[str]:
+    """The registered command names, in help order."""
+    return list(get_command(app).commands)  # type: ignore[attr-defined]
+
+
+_CLICK_ERROR: type[Exception] = next(kind for kind in typer.BadParameter.__mro__ if kind.__name__ == "ClickException")
+"""click's error base class (typer may bundle its own copy of click, so it is taken from typer's classes)."""
+
+
+def _error_line(message: str) -> None:
+    """``error: MESSAGE`` on stderr, on one line (red on a terminal)."""
+    typer.secho("error:", fg="red", err=True, nl=False)
+    typer.echo(" " + " ".join(str(message).split("\n")), err=True)
+
+
+def _usage_error(error: Exception) -> int:
+    if type(error).__name__ == "NoArgsIsHelpError":  # plain `openmedclip`: show the help
+        error.show()  # type: ignore[attr-defined]
+        return error.exit_code  # type: ignore[attr-defined]
+    context = getattr(error, "ctx", None)
+    hint = f" (see '{context.command_path} --help')" if context is not None else ""
+    _error_line(error.format_message() + hint)  # type: ignore[attr-defined]
+    return error.exit_code  # type: ignore[attr-defined]
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    0: done; 1: some items skipped (listed on stderr); 2: a usage, model or input error, or a missing optional
+    dependency (one line on stderr, never a traceback).
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        app()
+        code = get_command(app).main(args=args, prog_name=PROG, standalone_mode=False)
     except OpenMedClipError as error:
-        render.stderr.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _error_line(str(error))
+        return 2
+    except ModuleNotFoundError as error:
+        message = missing_extra(error)
+        if message is None:
+            raise
+        _error_line(message)
+        return 2
+    except _CLICK_ERROR as error:
+        return _usage_error(error)
+    except typer.Abort:
+        typer.echo("Aborted!", err=True)
+        return 1
+    return code if isinstance(code, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of the ``openmedclip`` script: :func:`run`, then exit with its code."""
+    sys.exit(run(argv))

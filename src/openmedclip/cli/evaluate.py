@@ -9,14 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import InvalidInputError
-from . import render
-
-
-def _names(text: str | None, option: str) -> list[str]:
-    names = [part.strip() for part in (text or "").split(",") if part.strip()]
-    if text is not None and not names:
-        raise InvalidInputError(f"{option} needs at least one comma-separated name")
-    return names
+from .options import DeviceOption, PrecisionOption, require_extra
+from .options import names as _names
 
 
 def _integers(text: str, option: str) -> list[int]:
@@ -34,14 +28,14 @@ def _shots(text: str) -> list[int | None]:
 
 
 def _log(message: str) -> None:
+    from . import render
+
     render.stderr.print(message, highlight=False, soft_wrap=True)
 
 
 def eval_command(
     suite: Annotated[str, typer.Option("--suite", "-s", help="Built-in suite (local, unimed21) or a suite YAML.")],
-    model: Annotated[
-        list[str], typer.Option("--model", "-m", help="Model name or path (repeat for several models).")
-    ],
+    model: Annotated[list[str], typer.Option("--model", "-m", help="Model name or path (repeat for several models).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the result JSONs (and the feature cache).")],
     data_root: Annotated[
         Optional[Path], typer.Option(help="Folder the suite's paths are relative to (default: $OPENMEDCLIP_DATA).")
@@ -53,21 +47,26 @@ def eval_command(
     seeds: Annotated[str, typer.Option(help="Seeds of the k-shot subsets.")] = "0,1,2",
     limit: Annotated[Optional[int], typer.Option(min=1, help="At most N items per split (quick runs).")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, mps (default: best available).")] = None,
-    precision: Annotated[str, typer.Option(help="fp32, bf16 (fast on CPU) or fp16 (GPU).")] = "fp32",
+    device: DeviceOption = None,
+    precision: PrecisionOption = "fp32",
     cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: OUT/.cache).")] = None,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse and store encoded features.")] = True,
 ) -> None:
     """Evaluate models on a suite: one JSON per (model, dataset, task) under OUT."""
+    task_names = _names(tasks, "--tasks")
+    dataset_names = _names(datasets, "--datasets")
+    shots = _shots(k_shots)
+    seed_list = _integers(seeds, "--seeds")
+
     from ..eval.runner import EvalOptions, resolve_data_root, run_suite
-    from ..eval.suite import TASKS, load_suite
+    from ..eval.suite import load_suite
 
     options = EvalOptions(
-        tasks=_names(tasks, "--tasks") or TASKS,
-        datasets=_names(datasets, "--datasets"),
+        **({"tasks": task_names} if task_names else {}),  # default: every registered task
+        datasets=dataset_names,
         n_bootstrap=bootstrap,
-        k_shots=_shots(k_shots),
-        seeds=_integers(seeds, "--seeds"),
+        k_shots=shots,
+        seeds=seed_list,
         limit=limit,
         batch_size=batch_size,
         device=device,
@@ -94,6 +93,9 @@ def report_command(
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Also draw PNG plots.")] = True,
 ) -> None:
     """Tables (Markdown, CSV) and plots from a results folder."""
+    if plots:
+        require_extra("matplotlib")
+
     from ..eval.report import write_report
 
     files = write_report(results, out, plots=plots, progress=sys.stderr.isatty())

@@ -1,17 +1,20 @@
-"""Rendering of results for the terminal, JSON and CSV."""
+"""Rendering of results for the terminal (rich), JSON and CSV. Imported by the commands that print results."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from ..embed import ItemError
-from ..tasks.zeroshot import ZeroShotResult
+if TYPE_CHECKING:
+    from ..embed import ItemError
+    from ..tasks.zeroshot import ZeroShotResult
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -51,7 +54,13 @@ def to_json(payload: dict[str, Any]) -> str:
     return json.dumps(payload, indent=2)
 
 
-def report_errors(errors: list[ItemError]) -> None:
+def report_skipped(skipped: Iterable[tuple[str, str]]) -> None:
+    """One line per skipped ``(item, reason)`` on stderr."""
+    for item, reason in skipped:
+        line = f"[yellow]skipped[/yellow] {escape(str(item))}: {escape(str(reason))}"
+        stderr.print(line, highlight=False, soft_wrap=True)
+
+
+def report_errors(errors: Iterable[ItemError]) -> None:
     """One line per skipped item on stderr."""
-    for error in errors:
-        stderr.print(f"[yellow]skipped[/yellow] {error.item}: {error.message}", highlight=False, soft_wrap=True)
+    report_skipped((error.item, error.message) for error in errors)

@@ -117,11 +117,11 @@ def _modality_noun(text: str) -> str:
     base, _, detail = text.partition(" - ")
     name = _resolve("modality", base)
     if name is None:
-        head, rest = re.match(r"(\S+?)(?:[\s/-]+(.*))?$", base).groups()
-        name = _resolve("modality", head)
-        if name is None:
+        words = re.match(r"(\S+?)(?:[\s/-]+(.*))?$", base)  # no match for a blank or multi-line modality
+        name = None if words is None else _resolve("modality", words[1])
+        if words is None or name is None:
             return f"{text} image"
-        detail = ", ".join(part for part in (rest, detail) if part)
+        detail = ", ".join(part for part in (words[2], detail) if part)
     noun = _MODALITY_NOUNS.get(name, f"{name} image")
     return f"{noun} ({detail})" if detail else noun
 
@@ -166,7 +166,7 @@ def _find_normal(bank: SentenceBank) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _builtin(name: str) -> SentenceBank:
     return load_bank(name)
 

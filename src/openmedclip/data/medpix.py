@@ -56,7 +56,7 @@ class MedPix(FileSource):
                 case = cases.get(record.get("U_id"), {})
                 meta["case"] = {k: case.get(k) for k in CASE_FIELDS}
                 caption = str(description.get("Caption") or "").strip()
-                rows.append(Row(key, files[key], [caption] if caption else [], [value] if label else [], meta))
+                rows.append(Row(key, files[key], [caption] if caption else [], [value] if value else [], meta))
         task: Task = "multiclass" if label else "image-text"
         super().__init__(
             name or f"medpix2-{split}",

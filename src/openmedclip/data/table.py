@@ -72,7 +72,8 @@ class ImageTextTable(FileSource):
         if missing:
             raise InvalidInputError(f"{path}: missing column(s) {missing}; columns present: {columns}")
         base = Path(root) if root is not None else path.parent
-        rows, bad, seen = [], [], {}
+        rows, bad = [], []
+        seen: dict[str, int] = {}
         for n, record in enumerate(records):
             ref = str(record.get(image_col) or "").strip()
             if not ref:

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TypeVar, overload
 
 from openmedclip.data.files import FileSource, Row
 from openmedclip.errors import InvalidInputError
@@ -31,6 +32,13 @@ def modality_from_answers(qa: Iterable[dict]) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+_V = TypeVar("_V")
+
+
+@overload
+def _clean(value: str) -> str: ...
+@overload
+def _clean(value: _V) -> _V: ...
 def _clean(value: object) -> object:
     """Strip strings (the source has e.g. "CLOSED " next to "CLOSED"); keep other values."""
     return value.strip() if isinstance(value, str) else value

@@ -59,7 +59,11 @@ def model_fingerprint(loaded: LoadedModel) -> dict[str, Any]:
         "architecture": spec.architecture,
         "format": spec.format,
         "source": spec.source,
-        "config": dataclasses.asdict(spec.config) if dataclasses.is_dataclass(spec.config) else spec.config,
+        "config": (
+            dataclasses.asdict(spec.config)
+            if dataclasses.is_dataclass(spec.config) and not isinstance(spec.config, type)
+            else spec.config
+        ),
         "folder": spec.folder,
         "preprocess": repr(loaded.preprocess),
         "dtype": str(loaded.dtype),
@@ -105,8 +109,8 @@ class FeatureCache:
             return EncodedImages(torch.from_numpy(np.load(array)), info["indices"], info["items"], errors), True
         encoded = compute()
         write_npy(array, encoded.features.numpy().astype(np.float32))
-        errors = [e.to_dict() for e in encoded.errors]
-        write_json(meta, {"indices": encoded.indices, "items": encoded.items, "errors": errors})
+        error_records = [e.to_dict() for e in encoded.errors]
+        write_json(meta, {"indices": encoded.indices, "items": encoded.items, "errors": error_records})
         return encoded, False
 
     def texts(self, key: str, compute: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, bool]:

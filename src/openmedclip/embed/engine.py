@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,7 @@ from openmedclip.progress import progress_bar
 
 if TYPE_CHECKING:
     from openmedclip.data.base import DataSource
+    from openmedclip.models.protocol import ClipModel
 
 
 
@@ -124,6 +125,7 @@ def encode_images(
         persistent_workers=False,
     )
     context = autocast or nullcontext
+    model = cast("ClipModel", loaded.model)
     chunks: list[torch.Tensor] = []
     indices: list[int] = []
     errors: list[ItemError] = []
@@ -133,7 +135,7 @@ def encode_images(
             if pixels is not None:
                 pixels = pixels.to(loaded.device, dtype=loaded.dtype, non_blocking=True)
                 with context():
-                    chunks.append(normalise(loaded.model.encode_image(pixels)))
+                    chunks.append(normalise(model.encode_image(pixels)))
                 indices.extend(batch_indices)
             advance(len(batch_indices) + len(failed))
     dim = chunks[0].shape[1] if chunks else 0
@@ -152,13 +154,14 @@ def encode_texts(
     """Encode texts in batches: ``[N, D]`` float32, L2-normalised, on the CPU."""
     texts = list(texts)
     context = autocast or nullcontext
+    model = cast("ClipModel", loaded.model)
     chunks: list[torch.Tensor] = []
     with progress_bar("Encoding texts", total=len(texts), enabled=progress) as advance, torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
             tokens = loaded.tokenizer(batch).to(loaded.device)
             with context():
-                chunks.append(normalise(loaded.model.encode_text(tokens)))
+                chunks.append(normalise(model.encode_text(tokens)))
             advance(len(batch))
     if not chunks:
         raise InvalidInputError("encode_texts needs at least one text")

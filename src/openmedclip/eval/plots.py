@@ -10,7 +10,7 @@ Figures are drawn with matplotlib's object API on the Agg canvas (no display, no
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ def write_plots(results: Sequence[dict[str, Any]], folder: Path, *, progress: bo
     """Every plot kind each result's task declares (see the task registry) that the result has data for;
     returns the PNG paths."""
     specs = by_benchmark_name()
-    jobs = []
+    jobs: list[tuple[Path, Callable[..., Figure], tuple[Any, ...]]] = []
     probes: dict[str, list[dict[str, Any]]] = {}
     for r in results:
         kinds = specs[r["task"]].plots if r["task"] in specs else ()

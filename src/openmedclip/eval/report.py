@@ -59,8 +59,7 @@ def model_label(result: dict[str, Any]) -> str:
 
 def format_cell(result: dict[str, Any] | None, metric: str) -> str:
     """``value [low, high]`` with three decimals; ``value`` alone without an interval; ``—`` when absent."""
-    value = None if result is None else result["metrics"].get(metric)
-    if value is None:
+    if result is None or (value := result["metrics"].get(metric)) is None:
         return "—"
     low, high = (result.get("ci") or {}).get(metric) or (None, None)
     if low is None or high is None:

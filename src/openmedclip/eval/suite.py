@@ -277,4 +277,4 @@ def _prompts(prompts: SuitePrompts | None, where: str, templates: dict[str, list
 
 
 def _suite_dir():
-    return resources.files("openmedclip").joinpath("configs", "suites")
+    return resources.files("openmedclip").joinpath("configs").joinpath("suites")

@@ -7,4 +7,12 @@ from openmedclip.io.image import MedicalImage
 from openmedclip.io.reader import read_image, read_image_bytes
 from openmedclip.io.windowing import WINDOW_PRESETS
 
-__all__ = ["IMAGE_SUFFIXES", "WINDOW_PRESETS", "MedicalImage", "find_images", "read_image", "read_image_bytes", "to_model_input"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "WINDOW_PRESETS",
+    "MedicalImage",
+    "find_images",
+    "read_image",
+    "read_image_bytes",
+    "to_model_input",
+]

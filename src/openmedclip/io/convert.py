@@ -37,6 +37,7 @@ def to_model_input(image: MedicalImage) -> Image.Image:
     """
     pixels = image.pixels.astype(np.float32, copy=False)
     voi = _header_voi(image)
+    scaled: np.ndarray
     if voi is not None:
         scaled = voi.to_unit(pixels) * 255.0
     elif image.window is not None:

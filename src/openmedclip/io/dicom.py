@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -229,7 +230,7 @@ def _lut_entries(ds: Dataset, item: Dataset, descriptor: tuple[int, int, int]) -
         return None  # e.g. 12 bits per entry, LUT Data shorter than the descriptor says, unknown byte order
 
 
-def _first(value: object) -> float:
+def _first(value: Any) -> float:
     """The first of a possibly multi-valued DICOM number."""
     return float(value[0] if isinstance(value, (MultiValue, list, tuple)) else value)
 
@@ -242,6 +243,8 @@ def _spacing(ds: Dataset, index: int) -> tuple[float, float] | None:
     )
     for candidate in candidates:
         values = candidate.PixelSpacing if isinstance(candidate, Dataset) else candidate
+        if values is None:
+            continue
         try:
             row, column = (float(value) for value in values)
         except (TypeError, ValueError):

@@ -48,6 +48,8 @@ def read_nifti(
         volume = nib.load(path)
     except Exception as exc:
         raise ImageReadError(path, f"not a readable NIfTI file: {one_line(exc)}") from exc
+    if not isinstance(volume, nib.Nifti1Image):
+        raise ImageReadError(path, f"not a NIfTI volume (nibabel reads it as a {type(volume).__name__})")
     shape = volume.shape
     if len(shape) not in (3, 4):
         raise ImageReadError(path, f"NIfTI image has shape {shape}; expected a 3-D volume or a 4-D series of volumes")

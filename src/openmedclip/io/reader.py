@@ -15,7 +15,8 @@ from openmedclip.io.raster import read_raster
 from openmedclip.io.tiff import read_tiff
 from openmedclip.io.windowing import resolve_window
 
-_PLANAR_READERS = {"raster": read_raster, "tiff": read_tiff, "dicom": read_dicom}
+_BYTES_READERS = {"raster": read_raster, "tiff": read_tiff}
+_PLANAR_READERS = {**_BYTES_READERS, "dicom": read_dicom}
 
 
 def read_image(
@@ -60,8 +61,8 @@ def read_image_bytes(data: bytes, name: str, *, frame: int | None = None) -> Med
     Same conventions as :func:`read_image` for those formats.
     """
     kind = sniff_bytes(data)
-    if kind not in ("raster", "tiff"):
+    if kind not in _BYTES_READERS:
         raise ImageReadError(name, "unsupported in-memory image (expected PNG, JPEG, BMP or TIFF bytes)")
-    image = _PLANAR_READERS[kind](Path(name), frame=frame, data=data)
+    image = _BYTES_READERS[kind](Path(name), frame=frame, data=data)
     require_finite(Path(name), image.pixels)
     return image

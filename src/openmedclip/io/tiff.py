@@ -42,13 +42,16 @@ def read_tiff(path: Path, *, frame: int | None = None, data: bytes | None = None
             raise ImageReadError(
                 path, f"frame {index} is out of range (the TIFF has {n_frames} pages: 0..{n_frames - 1})"
             )
-        page = pages[index].keyframe
+        stored = pages[index]
+        page = None if stored is None else stored.keyframe
+        if stored is None or page is None:
+            raise ImageReadError(path, f"TIFF page {index} is missing from the file")
         check_pixel_count(path, page.imagelength, page.imagewidth)
         try:
-            data = pages[index].asarray()
+            array = stored.asarray()
         except Exception as exc:
             raise ImageReadError(path, _decode_problem(page, exc)) from exc
-    samples = _samples_last(path, data, page.axes)
+    samples = _samples_last(path, array, page.axes)
     pixels, photometric, inverted, offset = _interpret(path, samples, page)
     meta = {
         "format": "tiff",

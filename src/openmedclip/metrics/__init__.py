@@ -27,12 +27,12 @@ from openmedclip.metrics.results import Estimate
 from openmedclip.metrics.thresholds import f1_mcc, select_thresholds
 
 __all__ = [
-    "bootstrap_ci",
     "Estimate",
     "LabelResult",
     "MulticlassResult",
     "MultilabelResult",
     "RocCurve",
+    "bootstrap_ci",
     "confusion_matrix",
     "expected_calibration_error",
     "f1_mcc",

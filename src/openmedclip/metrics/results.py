@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, SupportsFloat, TypeAlias
 
 import numpy as np
 
+JsonFloats: TypeAlias = "float | list[JsonFloats] | None"
+"""A :func:`json_float` value, or nested lists of them."""
 
-def json_float(x: float) -> float | None:
+
+def json_float(x: SupportsFloat) -> float | None:
     """A plain float for JSON, with NaN/inf mapped to ``None``."""
     x = float(x)
     return x if math.isfinite(x) else None
 
 
-def json_floats(xs: Any) -> list:
-    """Nested lists of :func:`json_float` values from an array-like of any rank."""
+def json_floats(xs: Any) -> JsonFloats:
+    """Nested lists of :func:`json_float` values from an array-like of any rank (the value itself for rank 0)."""
     arr = np.asarray(xs, dtype=float)
     if arr.ndim == 0:
-        return json_float(arr)  # type: ignore[return-value]
+        return json_float(arr)
     return [json_floats(row) for row in arr]
 
 

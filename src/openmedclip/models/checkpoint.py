@@ -31,6 +31,7 @@ def read_state_dict(path: Path, model: str) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ModelLoadError(model, f"checkpoint file not found: {path}")
     suffix = path.suffix.lower()
+    raw: object
     if suffix == ".safetensors":
         raw = _read_safetensors(path, model)
     elif suffix in PICKLE_SUFFIXES:

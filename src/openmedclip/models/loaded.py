@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import torch
 
     from openmedclip.models.family import ModelFamily, Preprocess, Tokenizer
+    from openmedclip.models.protocol import ClipModel
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class LoadedModel:
     @property
     def logit_scale(self) -> float:
         """The learned temperature as a multiplier (``exp`` of the stored log value)."""
-        return float(self.model.logit_scale.detach().float().exp().item())
+        return float(cast("ClipModel", self.model).logit_scale.detach().float().exp().item())
 
     @property
     def logit_bias(self) -> float | None:

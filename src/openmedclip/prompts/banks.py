@@ -138,7 +138,7 @@ def load_bank(name_or_path: str | Path) -> SentenceBank:
     return copy.deepcopy(_builtin_bank(name_or_path))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _builtin_bank(name: str) -> SentenceBank:
     """A built-in bank, parsed once per process (`load_bank` hands out copies)."""
     resource = _bank_dir().joinpath(f"{name}.yaml")

@@ -225,7 +225,7 @@ def zero_shot(
     (``batch_size``, ``num_workers``, ``read_options``, ``progress``).
     """
     if isinstance(model, str):
-        from ..models import load_model
+        from ..models.load import load_model
 
         model = load_model(model)
     scale = model.logit_scale

@@ -1,8 +1,32 @@
-"""Contrastive training and fine-tuning of CLIP models: recipes, losses, DDP, resumable checkpoints."""
+"""Contrastive training and fine-tuning of CLIP models: recipes, losses, DDP, resumable checkpoints.
 
-from openmedclip.train.cli import main, run_from_cli
-from openmedclip.train.config import TrainConfig, load_recipe
-from openmedclip.train.loop import TrainSummary, train
-from openmedclip.train.losses import InfoNCELoss, SigLIPLoss
+Names are imported on first use, so ``python -m openmedclip.train --help`` does not wait for torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "InfoNCELoss": "openmedclip.train.losses",
+    "SigLIPLoss": "openmedclip.train.losses",
+    "TrainConfig": "openmedclip.train.config",
+    "load_recipe": "openmedclip.train.config",
+    "TrainSummary": "openmedclip.train.loop",
+    "train": "openmedclip.train.loop",
+    "main": "openmedclip.train.cli",
+    "run_from_cli": "openmedclip.train.cli",
+}
 
 __all__ = ["InfoNCELoss", "SigLIPLoss", "TrainConfig", "TrainSummary", "load_recipe", "main", "run_from_cli", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'openmedclip.train' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

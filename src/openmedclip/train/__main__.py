@@ -1,4 +1,4 @@
-"""``python -m openmedclip.train`` / ``torchrun --nproc_per_node N -m openmedclip.train``."""
+"""``python -m openmedclip.train`` / ``torchrun --nproc_per_node N -m openmedclip.train``: ``openmedclip train``."""
 
 import sys
 

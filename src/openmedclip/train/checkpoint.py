@@ -93,7 +93,9 @@ def load_state(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 def rng_state() -> dict[str, Any]:
     """Python, NumPy and torch (CPU and CUDA) random states as tensors and plain numbers."""
     version, mt, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = np.random.get_state(legacy=True)
+    assert isinstance(numpy_state, tuple)  # the legacy tuple: numpy's global generator is an MT19937
+    kind, keys, pos, has_gauss, cached = numpy_state
     return {
         "python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64), "gauss": gauss},
         "numpy": {

@@ -57,8 +57,8 @@ def init_distributed(device: str | None = None) -> Context:
     owns_group = world_size > 1 and not dist.is_initialized()
     if owns_group:
         backend = "nccl" if target.type == "cuda" else "gloo"
-        kwargs = {"device_id": target} if backend == "nccl" else {}
-        dist.init_process_group(backend, timeout=timedelta(minutes=30), **kwargs)
+        device_id = target if backend == "nccl" else None
+        dist.init_process_group(backend, timeout=timedelta(minutes=30), device_id=device_id)
     return Context(rank, world_size, local_rank, target, owns_group)
 
 

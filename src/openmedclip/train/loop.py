@@ -1,10 +1,24 @@
-"""`train(config)`: the training loop, from a `TrainConfig` to checkpoints, a JSONL log and a `TrainSummary`."""
+"""`train(config)`: the training loop, from a `TrainConfig` to checkpoints, a JSONL log and a `TrainSummary`.
+
+Datasets are read into memory (`DataSource`, planned by `BatchPlan`) or, when every dataset spec says
+``streaming: true`` (webdataset shards), streamed (`openmedclip.data.streaming.ShardStream`, planned by
+`StreamPlan`): each process then reads its own endless, weight-mixed stream and an epoch is ``epoch_size`` pairs.
+
+Resume restores the weights, optimizer, schedule, gradient scaler, RNG states and the epoch and step counters. In
+memory, the epoch's order is recomputed and the run continues at the next batch. A stream has no position to
+restore: the interrupted epoch's stream is started again (it is the same stream, seeded by seed, epoch, rank and
+loader worker) and the batches already trained on are read, decoded and dropped before training continues, so
+the run continues as without the interruption as long as the number of processes and loader workers is the
+same (a warning says when it is not). Skipping costs reading and decoding those samples once more.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,12 +31,13 @@ from torch.utils.data import DataLoader
 from openmedclip.data import DataSource, open_source
 from openmedclip.data.captions import CaptionSampler
 from openmedclip.data.mixing import MixedSource
+from openmedclip.data.streaming import SHUFFLE_BUFFER, ShardSource, ShardStream
 from openmedclip.errors import InvalidInputError
 from openmedclip.models import load_model
 from openmedclip.precision import autocast_factory, grad_scaler
 from openmedclip.progress import progress_bar
 from openmedclip.train import checkpoint as ckpt
-from openmedclip.train.config import TrainConfig
+from openmedclip.train.config import CaptionOptions, TrainConfig
 from openmedclip.train.distributed import (
     Context,
     barrier,
@@ -35,11 +50,19 @@ from openmedclip.train.distributed import (
 from openmedclip.train.log import JsonlLog
 from openmedclip.train.losses import MAX_LOGIT_SCALE, build_loss
 from openmedclip.train.optim import build_optimizer
-from openmedclip.train.pairs import BatchPlan, CaptionChooser, PairDataset
+from openmedclip.train.pairs import (
+    BatchPlan,
+    CaptionChooser,
+    PairDataset,
+    PairEncoder,
+    StreamPlan,
+)
 from openmedclip.train.schedule import warmup_cosine
 from openmedclip.train.step import DualEncoder, backward_step
 from openmedclip.train.towers import prepare_model
 from openmedclip.train.validate import evaluate_retrieval
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -104,9 +127,11 @@ class _Trainer:
         self.model = self.loaded.model
         seed_everything(config.seed + ctx.rank)
         self.chooser = caption_chooser(config.captions, config.seed)
-        self.mixed, self.pairs = self._training_data()
+        self.pairs: PairDataset | ShardStream
+        self.plan: BatchPlan | StreamPlan
+        self.pairs, self.plan = self._training_data()
+        self.streaming = isinstance(self.plan, StreamPlan)
         self.val_sets = self._validation_data()
-        self.plan = BatchPlan(self.mixed, config.batch_size, config.grad_accum, ctx.rank, ctx.world_size)
         self.total_steps = config.epochs * self.plan.steps_per_epoch
         self.optimizer = build_optimizer(self.model, config.lr, config.weight_decay)
         self.scheduler = warmup_cosine(self.optimizer, config.warmup_steps, self.total_steps)
@@ -121,25 +146,59 @@ class _Trainer:
         self.summary_losses: list[float] = []
         self.validations: list[dict[str, Any]] = []
 
-    def _training_data(self) -> tuple[MixedSource, PairDataset]:
-        """The sources mixed by their ``weight`` (all or none given; none: in proportion to their sizes)."""
-        specs = [dict(spec) for spec in self.config.datasets]
+    def _training_data(self) -> tuple[PairDataset, BatchPlan] | tuple[ShardStream, StreamPlan]:
+        """The sources mixed by their ``weight`` (all or none given; none: in proportion to their sizes), read
+        into memory or, when every spec says ``streaming: true``, streamed."""
+        config, ctx = self.config, self.ctx
+        specs: list[dict[str, Any]] = [dict(spec) for spec in config.datasets]
         choosers = [
-            caption_chooser(spec.pop("captions"), self.config.seed) if "captions" in spec else self.chooser
+            caption_chooser(spec.pop("captions"), config.seed) if "captions" in spec else self.chooser
             for spec in specs
         ]
         weighted = ["weight" in spec for spec in specs]
         if any(weighted) and not all(weighted):
             raise InvalidInputError("recipe: give a 'weight' to every dataset or to none")
         weights = [float(spec.pop("weight")) for spec in specs] if all(weighted) else None
+        streamed = [_streaming(spec.pop("streaming", False), i) for i, spec in enumerate(specs)]
+        if any(streamed):
+            if not all(streamed):
+                raise InvalidInputError(
+                    f"recipe: datasets {[i for i, s in enumerate(streamed) if s]} are streamed (streaming: true) "
+                    f"but {[i for i, s in enumerate(streamed) if not s]} are not; stream every dataset or none "
+                    "(write the others as shards with 'openmedclip shards' and stream them too)"
+                )
+            return self._streamed_data(specs, choosers, weights)
         sources = [open_source(spec) for spec in specs]
-        mixed = MixedSource(sources, weights, epoch_size=self.config.epoch_size, seed=self.config.seed)
+        mixed = MixedSource(sources, weights, epoch_size=config.epoch_size, seed=config.seed)
         loaded = self.loaded
         pairs = PairDataset(
-            sources, loaded.preprocess, loaded.tokenizer, choosers, augment=self.config.augment,
-            seed=self.config.seed,
+            sources, loaded.preprocess, loaded.tokenizer, choosers, augment=config.augment, seed=config.seed,
         )
-        return mixed, pairs
+        return pairs, BatchPlan(mixed, config.batch_size, config.grad_accum, ctx.rank, ctx.world_size)
+
+    def _streamed_data(
+        self, specs: list[dict], choosers: list[CaptionChooser], weights: list[float] | None
+    ) -> tuple[ShardStream, StreamPlan]:
+        """This process's stream of pairs over the specs' shards, and the steps of an epoch of it."""
+        config, ctx = self.config, self.ctx
+        if config.epoch_size is None:
+            raise InvalidInputError(
+                "recipe: streamed datasets need 'epoch_size' (pairs per epoch): a stream has no length to take "
+                "an epoch from"
+            )
+        buffers = [
+            _shuffle_buffer(spec.pop("shuffle_buffer"), i) for i, spec in enumerate(specs) if "shuffle_buffer" in spec
+        ]
+        sources = [ShardSource.from_spec(spec) for spec in specs]
+        encoder = PairEncoder(
+            self.loaded.preprocess, self.loaded.tokenizer, choosers, len(sources), augment=config.augment,
+            seed=config.seed,
+        )
+        stream = ShardStream(
+            sources, weights, seed=config.seed, resample=True, shuffle_buffer=max(buffers, default=SHUFFLE_BUFFER),
+            rank=ctx.rank, world_size=ctx.world_size, transform=encoder,
+        )
+        return stream, StreamPlan(config.epoch_size, config.batch_size, config.grad_accum, ctx.rank, ctx.world_size)
 
     def _validation_data(self) -> list[tuple[str, DataSource]]:
         sources = [open_source(spec) for spec in self.config.val_datasets]
@@ -162,6 +221,11 @@ class _Trainer:
                 f"{folder}: written with a global batch of {state['global_batch']} and {state['steps_per_epoch']} "
                 f"steps per epoch; this run has {self.plan.global_batch} and {self.plan.steps_per_epoch}"
             )
+        if state.get("stream") != self._stream_layout():
+            log.warning(
+                "%s: written with data %s, resumed with %s: the rest of the interrupted epoch is not the data it "
+                "would have seen", folder, state.get("stream") or "in memory", self._stream_layout() or "in memory",
+            )
         ckpt.load_weights(self.loaded, folder)
         self.optimizer.load_state_dict(optimizer_state)
         self.scheduler.load_state_dict(state["scheduler"])
@@ -182,6 +246,8 @@ class _Trainer:
                 "steps_per_epoch": self.plan.steps_per_epoch, "global_batch": self.plan.global_batch,
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rngs,
             }
+            if self.streaming:
+                state["stream"] = self._stream_layout()
             self.checkpoint = ckpt.save_checkpoint(
                 self.root, self.step, self.loaded, self.optimizer, state, keep=self.config.keep_checkpoints
             )
@@ -189,6 +255,12 @@ class _Trainer:
             self.checkpoint = self.root / ckpt.checkpoint_name(self.step)
         self.saved_step = self.step
         barrier(self.ctx)
+
+    def _stream_layout(self) -> dict[str, int] | None:
+        """What a stream's order depends on besides the seed and epoch (None for in-memory data)."""
+        if not self.streaming:
+            return None
+        return {"world_size": self.ctx.world_size, "num_workers": self.config.num_workers}
 
     # -- training -----------------------------------------------------------------------------------------
 
@@ -202,6 +274,7 @@ class _Trainer:
             "event": "start", "step": self.step, "epoch": self.epoch, "resumed_from": resumed_from,
             "world_size": self.ctx.world_size, "global_batch": self.plan.global_batch,
             "steps_per_epoch": self.plan.steps_per_epoch, "total_steps": self.total_steps,
+            "streaming": self.streaming,
         })
         trained = wrap(self.encoder, self.ctx)
         while self.epoch < self.config.epochs and not self._reached_max():
@@ -218,16 +291,27 @@ class _Trainer:
     def _reached_max(self) -> bool:
         return self.config.max_steps is not None and self.step >= self.config.max_steps
 
+    def _micro_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This process's micro-batches of the current epoch from its current step on."""
+        config, device = self.config, self.ctx.device
+        generator = torch.Generator().manual_seed(config.seed)
+        pin = device.type == "cuda"
+        if isinstance(self.plan, StreamPlan):
+            assert isinstance(self.pairs, ShardStream)
+            skip = self.plan.skipped_batches(self.step_in_epoch)
+            self.pairs.set_epoch(self.epoch, skip_batches=skip, batch_size=config.batch_size)
+            return iter(DataLoader(
+                self.pairs, batch_size=config.batch_size, num_workers=config.num_workers, pin_memory=pin,
+                generator=generator,
+            ))
+        sampler = list(self.plan.micro_batches(self.epoch, self.step_in_epoch))
+        return iter(DataLoader(
+            self.pairs, batch_sampler=sampler, num_workers=config.num_workers, pin_memory=pin, generator=generator,
+        ))
+
     def _run_epoch(self, trained: torch.nn.Module) -> None:
         config, device = self.config, self.ctx.device
-        loader = DataLoader(
-            self.pairs,
-            batch_sampler=list(self.plan.micro_batches(self.epoch, self.step_in_epoch)),
-            num_workers=config.num_workers,
-            pin_memory=device.type == "cuda",
-            generator=torch.Generator().manual_seed(config.seed),
-        )
-        batches = iter(loader)
+        batches = self._micro_batches()
         description = f"epoch {self.epoch + 1}/{config.epochs}"
         enabled = config.progress and self.ctx.is_main
         with progress_bar(description, total=self.plan.steps_per_epoch, enabled=enabled) as advance:
@@ -278,10 +362,24 @@ class _Trainer:
         barrier(self.ctx)
 
 
-def caption_chooser(captions: dict, seed: int) -> CaptionChooser:
+def _streaming(value: Any, i: int) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"recipe: datasets.{i}.streaming: expected true or false, got {value!r}")
+    return value
+
+
+def _shuffle_buffer(value: Any, i: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError(
+            f"recipe: datasets.{i}.shuffle_buffer: expected a number of samples >= 0, got {value!r}"
+        )
+    return value
+
+
+def caption_chooser(captions: CaptionOptions, seed: int) -> CaptionChooser:
     """The caption rule a recipe's ``captions`` mapping describes (see `TrainConfig.captions`)."""
     bank = None
-    if captions.get("bank"):
-        bank = CaptionSampler(captions["bank"], seed, normal_class=captions.get("normal_class"))
+    if bank_name := captions.get("bank"):
+        bank = CaptionSampler(bank_name, seed, normal_class=captions.get("normal_class"))
     from_fields = bool(captions.get("from_fields"))
     return CaptionChooser(bank, seed, from_fields=from_fields, max_qa=int(captions.get("max_qa", 2)))

@@ -15,7 +15,8 @@ EPS = 1e-6
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Trainable parameters in two groups: matrices/embeddings (decayed) and the rest (biases, norm gains,
     ``logit_scale``/``logit_bias``: not decayed). Frozen parameters are left out."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for param in model.parameters():
         if param.requires_grad:
             (decay if param.ndim >= 2 else no_decay).append(param)

@@ -2,6 +2,11 @@
 
 Everything random here is seeded by (seed, sample, epoch), never by a process's RNG state, so the same run
 sees the same pairs in the same order whatever the number of processes, workers or restarts.
+
+Streamed shards (`openmedclip.data.streaming.ShardStream`, read through `PairEncoder` and planned by `StreamPlan`)
+keep the per-sample part: a sample's caption and crop depend only on (seed, sample id, epoch), its id being its
+shard url and key. Their *order* is seeded by (seed, epoch, rank, worker): each process reads its own stream, so
+a streamed run is reproducible for a fixed number of processes and loader workers, not across them.
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ from torch.utils.data import Dataset
 from openmedclip.data import DataSource, Sample
 from openmedclip.data.captions import CaptionSampler, caption_from_fields
 from openmedclip.data.mixing import MixedSource
+from openmedclip.data.streaming import StreamItem
 from openmedclip.errors import InvalidInputError
 from openmedclip.io import MedicalImage
 
 PairRef = tuple[int, int, int]
 """``(epoch, source_idx, item_idx)``: one pair of one epoch."""
+SampleId = int | str
+"""What per-sample draws are seeded with: a row's place among all sources' rows, or a streamed sample's id."""
 
 CROP_AREA = (0.8, 1.0)
 
@@ -36,7 +44,7 @@ class CaptionChooser:
         self.from_fields = from_fields
         self.max_qa = max_qa
 
-    def __call__(self, sample: Sample, sample_id: int, epoch: int) -> str:
+    def __call__(self, sample: Sample, sample_id: SampleId, epoch: int) -> str:
         rng = random.Random(f"{self.seed}|{sample_id}|{epoch}|caption")
         if sample.captions:
             return sample.captions[rng.randrange(len(sample.captions))]
@@ -49,7 +57,7 @@ class CaptionChooser:
                 f"sample {sample.key!r} has no caption; set 'captions: {{bank: ...}}' in the recipe (or on its "
                 "dataset) to caption its labels"
             )
-        return self.bank.caption_for_labels(sample.labels, sample_id, epoch)
+        return self.bank.caption_for_labels(sample.labels, sample_id, epoch)  # type: ignore[arg-type]
 
 
 def random_crop(image: MedicalImage, rng: random.Random) -> MedicalImage:
@@ -59,13 +67,54 @@ def random_crop(image: MedicalImage, rng: random.Random) -> MedicalImage:
     width, height = max(1, round(columns * side)), max(1, round(rows * side))
     left, top = rng.randint(0, columns - width), rng.randint(0, rows - height)
     crop = {"crop": (top, left, height, width)}
-    return dataclasses.replace(image, pixels=image.pixels[top : top + height, left : left + width], meta={**image.meta, **crop})
+    pixels = image.pixels[top : top + height, left : left + width]
+    return dataclasses.replace(image, pixels=pixels, meta={**image.meta, **crop})
+
+
+class PairEncoder:
+    """A sample -> (pixels ``[3, H, W]``, tokens ``[L]``): its caption, its crop with ``augment``, the model's
+    preprocessing and tokenizer. Caption and crop are seeded by (seed, sample id, epoch) only.
+
+    ``captions`` is one chooser for every source or one per source (``n_sources`` of them). Called with a
+    `StreamItem`, it is the transform of a `ShardStream` (run in the loader workers)."""
+
+    def __init__(
+        self,
+        preprocess: Callable[[MedicalImage], torch.Tensor],
+        tokenizer: Callable[[list[str]], torch.Tensor],
+        captions: CaptionChooser | Sequence[CaptionChooser],
+        n_sources: int,
+        *,
+        augment: bool = False,
+        seed: int = 0,
+    ):
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.captions = [captions] * n_sources if isinstance(captions, CaptionChooser) else list(captions)
+        if len(self.captions) != n_sources:
+            raise InvalidInputError(f"need one caption chooser per source: {n_sources} sources, {len(self.captions)}")
+        self.augment = augment
+        self.seed = seed
+
+    def encode(
+        self, sample: Sample, sample_id: SampleId, epoch: int, source_idx: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pair of `sample` (row or stream id `sample_id`) at `epoch`, captioned by its source's chooser."""
+        image = sample.image
+        if self.augment:
+            image = random_crop(image, random.Random(f"{self.seed}|{sample_id}|{epoch}|crop"))
+        text = self.captions[source_idx](sample, sample_id, epoch)
+        return self.preprocess(image), self.tokenizer([text])[0]
+
+    def __call__(self, item: StreamItem) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encode(item.sample, item.id, item.epoch, item.source)
 
 
 class PairDataset(Dataset):
     """``dataset[(epoch, source_idx, item_idx)]`` -> (pixels ``[3, H, W]``, tokens ``[L]``).
 
-    ``captions`` is one chooser for every source or one per source."""
+    ``captions`` is one chooser for every source or one per source. A sample's id (what its caption and crop are
+    seeded with) is its place among all sources' rows."""
 
     def __init__(
         self,
@@ -78,11 +127,7 @@ class PairDataset(Dataset):
         seed: int = 0,
     ):
         self.sources = list(sources)
-        self.preprocess = preprocess
-        self.tokenizer = tokenizer
-        self.captions = [captions] * len(self.sources) if isinstance(captions, CaptionChooser) else list(captions)
-        self.augment = augment
-        self.seed = seed
+        self.encoder = PairEncoder(preprocess, tokenizer, captions, len(self.sources), augment=augment, seed=seed)
         self.offsets = [0]
         for source in self.sources:
             self.offsets.append(self.offsets[-1] + len(source))
@@ -93,12 +138,7 @@ class PairDataset(Dataset):
     def __getitem__(self, ref: PairRef) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, source_idx, item_idx = ref
         sample = self.sources[source_idx][item_idx]
-        sample_id = self.offsets[source_idx] + item_idx
-        image = sample.image
-        if self.augment:
-            image = random_crop(image, random.Random(f"{self.seed}|{sample_id}|{epoch}|crop"))
-        text = self.captions[source_idx](sample, sample_id, epoch)
-        return self.preprocess(image), self.tokenizer([text])[0]
+        return self.encoder.encode(sample, self.offsets[source_idx] + item_idx, epoch, source_idx)
 
 
 class BatchPlan:
@@ -134,3 +174,27 @@ class BatchPlan:
             for k in range(self.grad_accum):
                 chunk = mine[k * self.batch_size : (k + 1) * self.batch_size]
                 yield [(epoch, s, i) for s, i in chunk]
+
+
+class StreamPlan:
+    """The steps of a streamed epoch: ``epoch_size // global batch`` optimizer steps, as for `BatchPlan`, but each
+    process takes ``batch_size * grad_accum`` pairs per step from its own stream (`ShardStream` seeded by its
+    rank) instead of a share of one epoch order."""
+
+    def __init__(self, epoch_size: int, batch_size: int, grad_accum: int, rank: int = 0, world_size: int = 1):
+        self.epoch_size = epoch_size
+        self.batch_size = batch_size
+        self.grad_accum = grad_accum
+        self.rank = rank
+        self.world_size = world_size
+        self.global_batch = batch_size * grad_accum * world_size
+        self.steps_per_epoch = epoch_size // self.global_batch
+        if self.steps_per_epoch == 0:
+            raise InvalidInputError(
+                f"an epoch of {epoch_size} pairs is smaller than one global batch of {self.global_batch} "
+                f"(batch_size {batch_size} x grad_accum {grad_accum} x {world_size} processes)"
+            )
+
+    def skipped_batches(self, start_step: int) -> int:
+        """Loader batches (micro-batches) this process has used before optimizer step `start_step`."""
+        return start_step * self.grad_accum

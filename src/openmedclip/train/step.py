@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+if TYPE_CHECKING:
+    from openmedclip.models.protocol import ClipModel
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 """(pixels ``[B, 3, H, W]``, tokens ``[B, L]``) on the model's device."""
@@ -35,18 +39,23 @@ class DualEncoder(nn.Module):
         self.model = model
         self.text_encoder = text_encoder
 
+    @property
+    def _clip(self) -> ClipModel:
+        """``model`` typed as the :class:`~openmedclip.models.protocol.ClipModel` it follows."""
+        return cast("ClipModel", self.model)
+
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.model.encode_image(pixels), dim=-1)
+        return F.normalize(self._clip.encode_image(pixels), dim=-1)
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        features = self.text_encoder(tokens) if self.text_encoder is not None else self.model.encode_text(tokens)
+        features = self.text_encoder(tokens) if self.text_encoder is not None else self._clip.encode_text(tokens)
         return F.normalize(features, dim=-1)
 
     def forward(
         self, pixels: torch.Tensor, tokens: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         image, text = self.encode_image(pixels), self.encode_text(tokens)
-        return image, text, self.model.logit_scale, getattr(self.model, "logit_bias", None)
+        return image, text, self._clip.logit_scale, getattr(self.model, "logit_bias", None)
 
 
 def _rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -73,7 +82,7 @@ def backward_step(
     (a GradScaler's ``scale``). With DDP, gradients are synchronised once, in the last backward pass.
     """
     device = batches[0][0].device
-    cached: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(batches)
+    cached: list[tuple[torch.Tensor, torch.Tensor]] = []
     states = [_rng_state(device)] * len(batches)
     if len(batches) > 1:
         with torch.no_grad():
@@ -81,7 +90,7 @@ def backward_step(
                 states[k] = _rng_state(device)
                 with autocast():
                     image, text, _, _ = encoder(pixels, tokens)
-                cached[k] = (image, text)
+                cached.append((image, text))
     for j, (pixels, tokens) in enumerate(batches):
         last = j == len(batches) - 1
         _set_rng_state(states[j], device)
@@ -89,8 +98,8 @@ def backward_step(
         with sync:
             with autocast():
                 image, text, logit_scale, logit_bias = encoder(pixels, tokens)
-            images = torch.cat([image if k == j else c[0] for k, c in enumerate(cached)])
-            texts = torch.cat([text if k == j else c[1] for k, c in enumerate(cached)])
+            images = torch.cat([*(c[0] for c in cached[:j]), image, *(c[0] for c in cached[j + 1 :])])
+            texts = torch.cat([*(c[1] for c in cached[:j]), text, *(c[1] for c in cached[j + 1 :])])
             if not last:
                 logit_scale = logit_scale.detach()
                 logit_bias = None if logit_bias is None else logit_bias.detach()

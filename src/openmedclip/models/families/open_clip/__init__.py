@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from openmedclip.models.families.open_clip import entries  # noqa: F401 - registers the family's entries
 from openmedclip.models.families.open_clip.catalog import architectures
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from openmedclip.models.families.open_clip.preprocess import OpenClipPreprocess
     from openmedclip.models.loaded import LoadedModel
+    from openmedclip.models.protocol import ClipModel
     from openmedclip.models.registry import RegistryEntry
 
 
@@ -154,7 +155,7 @@ class OpenClipFamily(ModelFamily):
         import torch
 
         model = loaded.model
-        model.logit_bias = torch.nn.Parameter(torch.full_like(model.logit_scale, value))
+        model.logit_bias = torch.nn.Parameter(torch.full_like(cast("ClipModel", model).logit_scale, value))
         config: OpenClipConfig = loaded.spec.config
         config = dataclasses.replace(config, model_cfg={**config.model_cfg, "init_logit_bias": value})
         return dataclasses.replace(loaded, spec=dataclasses.replace(loaded.spec, config=config))

@@ -13,7 +13,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from open_clip import get_model_config, list_models
 from open_clip.coca_model import CoCa
 from open_clip.model import CLIP, CustomTextCLIP, set_model_preprocess_cfg
 from open_clip.tokenizer import DEFAULT_CONTEXT_LENGTH, HFTokenizer, SimpleTokenizer
@@ -80,12 +79,3 @@ def build_tokenizer(
         raise ModelLoadError(name, f"cannot load the tokenizer from {source}: {error}") from None
     return tokenizer, context_length
 
-
-def describe_architecture(model_cfg: dict) -> str:
-    """The open_clip architecture name whose config is ``model_cfg``, else ``custom:<vision>+<text>``."""
-    for arch in list_models():
-        if get_model_config(arch) == model_cfg:
-            return arch
-    vision = model_cfg["vision_cfg"].get("timm_model_name") or "open_clip-vision"
-    text = model_cfg["text_cfg"].get("hf_model_name") or "open_clip-text"
-    return f"custom:{vision}+{text}"

@@ -11,7 +11,6 @@ from typing import Any
 
 from openmedclip.errors import ModelLoadError
 
-
 EXTRA_ARCHITECTURES: dict[str, dict[str, Any]] = {}
 """Architectures registered from code (name -> open_clip model config)."""
 

@@ -17,9 +17,9 @@ def patch_features(model: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor
     visual = model.visual
     if isinstance(visual, VisionTransformer):
         return _vit_patches(visual, pixels)
-    if isinstance(visual, TimmModel) and _linear_head(visual) is not None:
+    if isinstance(visual, TimmModel) and (head := _linear_head(visual)) is not None:
         features = visual.trunk.forward_features(pixels)
-        projected = _linear_head(visual)(features.permute(0, 2, 3, 1))
+        projected = head(features.permute(0, 2, 3, 1))
         return projected
     raise ModelLoadError(type(visual).__name__, "patch features are available for ViT and timm CNN towers with a "
                          "linear projection")

@@ -62,5 +62,5 @@ class OpenClipPreprocess:
 def _offset(size: int, want: int) -> int:
     """Top/left of a centred crop (torchvision's rounding), or minus the leading padding when too small."""
     if size >= want:
-        return int(round((size - want) / 2.0))
+        return round((size - want) / 2.0)
     return -((want - size) // 2)

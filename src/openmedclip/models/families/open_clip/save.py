@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from open_clip.hf_model import HFTextEncoder
@@ -36,10 +37,10 @@ def save_hub_folder(
     folder.mkdir(parents=True, exist_ok=True)
     if base_weights is None:
         base_weights = config.base_weights
-    config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
+    payload: dict[str, Any] = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
     if base_weights:
-        config["base_weights"] = dict(base_weights)
-    write_text(folder / CONFIG_FILE, json.dumps(config, indent=2))
+        payload["base_weights"] = dict(base_weights)
+    write_text(folder / CONFIG_FILE, json.dumps(payload, indent=2))
     state = {
         key: _stored(value, dtype)
         for key, value in loaded.model.state_dict().items()
