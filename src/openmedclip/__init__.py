@@ -9,8 +9,7 @@ Public API (imported on first use, so ``import openmedclip`` stays light)::
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from openmedclip.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -37,12 +36,4 @@ _EXPORTS = {
 
 __all__ = [*_EXPORTS, "__version__"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'openmedclip' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

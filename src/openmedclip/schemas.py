@@ -22,6 +22,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from typing_extensions import is_typeddict
 
+from openmedclip.atomic import write_text
+
 SCHEMAS: dict[str, str] = {
     "train_recipe.schema.json": "openmedclip.train.config:TrainConfig",
     "eval_suite.schema.json": "openmedclip.eval.suite:SuiteFile",
@@ -105,7 +107,7 @@ def write_schemas(folder: str | Path) -> list[Path]:
     written = []
     for filename, schema in schemas().items():
         path = folder / filename
-        path.write_text(schema_text(schema), encoding="utf-8")
+        write_text(path, schema_text(schema))
         written.append(path)
     return written
 

@@ -16,6 +16,7 @@ import typer
 from typer.main import get_command
 
 from ..errors import InvalidInputError, OpenMedClipError
+from ..precision import PRECISIONS
 from .evaluate import eval_command, report_command
 from .options import (
     DeviceOption,
@@ -155,7 +156,6 @@ def shards(
         raise typer.Exit(1)
 
 
-DTYPES = ("fp32", "fp16", "bf16")
 
 
 @app.command()
@@ -165,15 +165,13 @@ def export(
     dtype: Annotated[str, typer.Option(help="Stored weight type: fp32, fp16 or bf16.")] = "fp32",
 ) -> None:
     """Write a model as a self-contained hub-format folder (e.g. a checkpoint stored in fp16 for shipping)."""
-    if dtype not in DTYPES:
-        raise InvalidInputError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-
-    import torch
+    if dtype not in PRECISIONS:
+        raise InvalidInputError(f"--dtype must be one of {', '.join(PRECISIONS)}, got {dtype!r}")
 
     from ..models import load_model, save_model
+    from ..precision import torch_dtype
 
-    dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    folder = save_model(load_model(source, device="cpu"), destination, dtype=dtypes[dtype])
+    folder = save_model(load_model(source, device="cpu"), destination, dtype=torch_dtype(dtype))
     typer.echo(f"wrote {folder}")
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import InvalidInputError
+from ..metrics.defaults import N_BOOTSTRAP
 from .options import DeviceOption, PrecisionOption, require_extra
 from .options import names as _names
 
@@ -42,7 +43,9 @@ def eval_command(
     ] = None,
     tasks: Annotated[Optional[str], typer.Option(help="Comma-separated: zeroshot, probe, retrieval.")] = None,
     datasets: Annotated[Optional[str], typer.Option(help="Comma-separated dataset names (default: all).")] = None,
-    bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the intervals (0: none).")] = 1000,
+    bootstrap: Annotated[
+        int, typer.Option(min=0, help="Bootstrap resamples for the intervals (0: none).")
+    ] = N_BOOTSTRAP,
     k_shots: Annotated[str, typer.Option(help="Linear-probe shots per class; 'all': every row.")] = "1,2,4,8,16,all",
     seeds: Annotated[str, typer.Option(help="Seeds of the k-shot subsets.")] = "0,1,2",
     limit: Annotated[Optional[int], typer.Option(min=1, help="At most N items per split (quick runs).")] = None,

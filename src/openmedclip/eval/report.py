@@ -13,6 +13,7 @@ from typing import Any
 
 from openmedclip.atomic import write_text
 from openmedclip.errors import InvalidInputError
+from openmedclip.metrics.defaults import CI_LEVEL
 from openmedclip.tasks.registry import by_benchmark_name
 
 RESULT_KEYS = ("dataset", "model", "task", "metrics")
@@ -88,7 +89,7 @@ def headline_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[li
 def markdown(results: Sequence[dict[str, Any]], summaries: Sequence[dict[str, Any]] = ()) -> str:
     """The Markdown report: a table per (task, headline metric), then skipped and failed datasets."""
     models, rows = headline_rows(results)
-    level = results[0].get("ci_level", 0.95)
+    level = results[0].get("ci_level", CI_LEVEL)
     suites = ", ".join(sorted({str(r.get("suite", "?")) for r in results}))
     lines = ["# Evaluation report", "", f"Suite(s): {suites}. Cells: value [{level:.0%} bootstrap interval]."]
     shown = None

@@ -7,37 +7,29 @@
 
 Every result is a dataclass with ``to_dict()`` (JSON-ready; NaN becomes ``None``). Undefined
 metrics (e.g. AUROC with a class missing) are NaN with a reason in ``notes``, never an exception;
-malformed inputs raise :class:`openmedclip.errors.InvalidInputError`.
+malformed inputs raise :class:`openmedclip.errors.InvalidInputError`. Names are imported on first use.
 """
 
-from openmedclip.metrics.bootstrap import bootstrap_ci
-from openmedclip.metrics.calibration import expected_calibration_error
-from openmedclip.metrics.multiclass import (
-    MulticlassResult,
-    confusion_matrix,
-    multiclass_metrics,
-)
-from openmedclip.metrics.multilabel import (
-    LabelResult,
-    MultilabelResult,
-    multilabel_metrics,
-)
-from openmedclip.metrics.ranking import RocCurve, roc_curve_points
-from openmedclip.metrics.results import Estimate
-from openmedclip.metrics.thresholds import f1_mcc, select_thresholds
+from __future__ import annotations
 
-__all__ = [
-    "Estimate",
-    "LabelResult",
-    "MulticlassResult",
-    "MultilabelResult",
-    "RocCurve",
-    "bootstrap_ci",
-    "confusion_matrix",
-    "expected_calibration_error",
-    "f1_mcc",
-    "multiclass_metrics",
-    "multilabel_metrics",
-    "roc_curve_points",
-    "select_thresholds",
-]
+from openmedclip.lazy import lazy_exports
+
+_EXPORTS = {
+    "bootstrap_ci": "openmedclip.metrics.bootstrap",
+    "expected_calibration_error": "openmedclip.metrics.calibration",
+    "MulticlassResult": "openmedclip.metrics.multiclass",
+    "confusion_matrix": "openmedclip.metrics.multiclass",
+    "multiclass_metrics": "openmedclip.metrics.multiclass",
+    "LabelResult": "openmedclip.metrics.multilabel",
+    "MultilabelResult": "openmedclip.metrics.multilabel",
+    "multilabel_metrics": "openmedclip.metrics.multilabel",
+    "RocCurve": "openmedclip.metrics.ranking",
+    "roc_curve_points": "openmedclip.metrics.ranking",
+    "Estimate": "openmedclip.metrics.results",
+    "f1_mcc": "openmedclip.metrics.thresholds",
+    "select_thresholds": "openmedclip.metrics.thresholds",
+}
+
+__all__ = list(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -16,7 +16,7 @@ import numpy as np
 
 from openmedclip.errors import InvalidInputError
 from openmedclip.metrics._inputs import bootstrap_args
-from openmedclip.metrics.defaults import CI_LEVEL
+from openmedclip.metrics.defaults import CI_LEVEL, N_BOOTSTRAP
 from openmedclip.metrics.results import Estimate
 
 _CHUNK_ELEMENTS = 1_000_000
@@ -55,7 +55,7 @@ def percentile_interval(values: np.ndarray, ci: float) -> tuple[float, float, in
 def bootstrap_ci(
     metric_fn: Callable[..., float],
     arrays: Sequence[np.ndarray],
-    n: int = 1000,
+    n: int = N_BOOTSTRAP,
     seed: int = 0,
     ci: float = CI_LEVEL,
 ) -> tuple[float, float, int]:

@@ -5,8 +5,7 @@ Names are imported on first use, so ``openmedclip.models`` stays light (no torch
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from openmedclip.lazy import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_MODEL": "openmedclip.models.registry",
@@ -30,8 +29,4 @@ _EXPORTS = {
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'openmedclip.models' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,8 +5,7 @@ Names are imported on first use, so ``python -m openmedclip.train --help`` does 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from openmedclip.lazy import lazy_exports
 
 _EXPORTS = {
     "InfoNCELoss": "openmedclip.train.losses",
@@ -21,12 +20,4 @@ _EXPORTS = {
 
 __all__ = ["InfoNCELoss", "SigLIPLoss", "TrainConfig", "TrainSummary", "load_recipe", "main", "run_from_cli", "train"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'openmedclip.train' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

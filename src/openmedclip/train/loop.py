@@ -28,6 +28,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
+from openmedclip.atomic import write_text
 from openmedclip.data import DataSource, open_source
 from openmedclip.data.captions import CaptionSampler
 from openmedclip.data.mixing import MixedSource
@@ -269,7 +270,7 @@ class _Trainer:
         resumed_from = self.restore()
         if self.ctx.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict()), encoding="utf-8")
+            write_text(self.out_dir / "config.yaml", yaml.safe_dump(self.config.to_dict()))
         self.log.write({
             "event": "start", "step": self.step, "epoch": self.epoch, "resumed_from": resumed_from,
             "world_size": self.ctx.world_size, "global_batch": self.plan.global_batch,
