@@ -105,7 +105,7 @@ def test_caption_rules_per_dataset():
     """Captions come from the sample, else its labels via a bank, else its VQA-style fields; seeded per epoch."""
     from openmedclip.data import Sample
     from openmedclip.prompts import load_bank
-    from openmedclip.train.loop import caption_chooser
+    from openmedclip.train.data import caption_chooser
 
     labelled = Sample(image=None, captions=[], labels=["pneumonia"], key="a", meta={})
     bank_rule = caption_chooser({"bank": "pediatric_chest_xray"}, seed=0)

@@ -29,16 +29,14 @@ import yaml
 from torch.utils.data import DataLoader
 
 from openmedclip.atomic import write_text
-from openmedclip.data import DataSource, open_source
-from openmedclip.data.captions import CaptionSampler
-from openmedclip.data.mixing import MixedSource
-from openmedclip.data.streaming import SHUFFLE_BUFFER, ShardSource, ShardStream
+from openmedclip.data.streaming import ShardStream
 from openmedclip.errors import InvalidInputError
 from openmedclip.models import load_model
 from openmedclip.precision import autocast_factory, grad_scaler
 from openmedclip.progress import progress_bar
 from openmedclip.train import checkpoint as ckpt
-from openmedclip.train.config import CaptionOptions, TrainConfig
+from openmedclip.train.config import TrainConfig
+from openmedclip.train.data import caption_chooser, training_data, validation_data
 from openmedclip.train.distributed import (
     Context,
     barrier,
@@ -53,9 +51,7 @@ from openmedclip.train.losses import MAX_LOGIT_SCALE, build_loss
 from openmedclip.train.optim import build_optimizer
 from openmedclip.train.pairs import (
     BatchPlan,
-    CaptionChooser,
     PairDataset,
-    PairEncoder,
     StreamPlan,
 )
 from openmedclip.train.schedule import warmup_cosine
@@ -130,9 +126,9 @@ class _Trainer:
         self.chooser = caption_chooser(config.captions, config.seed)
         self.pairs: PairDataset | ShardStream
         self.plan: BatchPlan | StreamPlan
-        self.pairs, self.plan = self._training_data()
+        self.pairs, self.plan = training_data(config, self.loaded, self.chooser, ctx.rank, ctx.world_size)
         self.streaming = isinstance(self.plan, StreamPlan)
-        self.val_sets = self._validation_data()
+        self.val_sets = validation_data(config.val_datasets)
         self.total_steps = config.epochs * self.plan.steps_per_epoch
         self.optimizer = build_optimizer(self.model, config.lr, config.weight_decay)
         self.scheduler = warmup_cosine(self.optimizer, config.warmup_steps, self.total_steps)
@@ -146,68 +142,6 @@ class _Trainer:
         self.checkpoint: Path | None = None
         self.summary_losses: list[float] = []
         self.validations: list[dict[str, Any]] = []
-
-    def _training_data(self) -> tuple[PairDataset, BatchPlan] | tuple[ShardStream, StreamPlan]:
-        """The sources mixed by their ``weight`` (all or none given; none: in proportion to their sizes), read
-        into memory or, when every spec says ``streaming: true``, streamed."""
-        config, ctx = self.config, self.ctx
-        specs: list[dict[str, Any]] = [dict(spec) for spec in config.datasets]
-        choosers = [
-            caption_chooser(spec.pop("captions"), config.seed) if "captions" in spec else self.chooser
-            for spec in specs
-        ]
-        weighted = ["weight" in spec for spec in specs]
-        if any(weighted) and not all(weighted):
-            raise InvalidInputError("recipe: give a 'weight' to every dataset or to none")
-        weights = [float(spec.pop("weight")) for spec in specs] if all(weighted) else None
-        streamed = [_streaming(spec.pop("streaming", False), i) for i, spec in enumerate(specs)]
-        if any(streamed):
-            if not all(streamed):
-                raise InvalidInputError(
-                    f"recipe: datasets {[i for i, s in enumerate(streamed) if s]} are streamed (streaming: true) "
-                    f"but {[i for i, s in enumerate(streamed) if not s]} are not; stream every dataset or none "
-                    "(write the others as shards with 'openmedclip shards' and stream them too)"
-                )
-            return self._streamed_data(specs, choosers, weights)
-        sources = [open_source(spec) for spec in specs]
-        mixed = MixedSource(sources, weights, epoch_size=config.epoch_size, seed=config.seed)
-        loaded = self.loaded
-        pairs = PairDataset(
-            sources, loaded.preprocess, loaded.tokenizer, choosers, augment=config.augment, seed=config.seed,
-        )
-        return pairs, BatchPlan(mixed, config.batch_size, config.grad_accum, ctx.rank, ctx.world_size)
-
-    def _streamed_data(
-        self, specs: list[dict], choosers: list[CaptionChooser], weights: list[float] | None
-    ) -> tuple[ShardStream, StreamPlan]:
-        """This process's stream of pairs over the specs' shards, and the steps of an epoch of it."""
-        config, ctx = self.config, self.ctx
-        if config.epoch_size is None:
-            raise InvalidInputError(
-                "recipe: streamed datasets need 'epoch_size' (pairs per epoch): a stream has no length to take "
-                "an epoch from"
-            )
-        buffers = [
-            _shuffle_buffer(spec.pop("shuffle_buffer"), i) for i, spec in enumerate(specs) if "shuffle_buffer" in spec
-        ]
-        sources = [ShardSource.from_spec(spec) for spec in specs]
-        encoder = PairEncoder(
-            self.loaded.preprocess, self.loaded.tokenizer, choosers, len(sources), augment=config.augment,
-            seed=config.seed,
-        )
-        stream = ShardStream(
-            sources, weights, seed=config.seed, resample=True, shuffle_buffer=max(buffers, default=SHUFFLE_BUFFER),
-            rank=ctx.rank, world_size=ctx.world_size, transform=encoder,
-        )
-        return stream, StreamPlan(config.epoch_size, config.batch_size, config.grad_accum, ctx.rank, ctx.world_size)
-
-    def _validation_data(self) -> list[tuple[str, DataSource]]:
-        sources = [open_source(spec) for spec in self.config.val_datasets]
-        names = [source.name for source in sources]
-        return [
-            (name if names.count(name) == 1 else f"{name}-{i}", source)
-            for i, (name, source) in enumerate(zip(names, sources, strict=True))
-        ]
 
     # -- resume and checkpoints -------------------------------------------------------------------------
 
@@ -361,26 +295,3 @@ class _Trainer:
             self.validations.append(record)
             self.log.write({"event": "validation", **record})
         barrier(self.ctx)
-
-
-def _streaming(value: Any, i: int) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInputError(f"recipe: datasets.{i}.streaming: expected true or false, got {value!r}")
-    return value
-
-
-def _shuffle_buffer(value: Any, i: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInputError(
-            f"recipe: datasets.{i}.shuffle_buffer: expected a number of samples >= 0, got {value!r}"
-        )
-    return value
-
-
-def caption_chooser(captions: CaptionOptions, seed: int) -> CaptionChooser:
-    """The caption rule a recipe's ``captions`` mapping describes (see `TrainConfig.captions`)."""
-    bank = None
-    if bank_name := captions.get("bank"):
-        bank = CaptionSampler(bank_name, seed, normal_class=captions.get("normal_class"))
-    from_fields = bool(captions.get("from_fields"))
-    return CaptionChooser(bank, seed, from_fields=from_fields, max_qa=int(captions.get("max_qa", 2)))
