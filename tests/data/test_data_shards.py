@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,7 @@ import pytest
 
 from openmedclip.data import ImageTextTable, MedMNIST, WebDatasetSource, write_shards
 from openmedclip.errors import InvalidInputError
+from shard_files import write_tar
 
 
 def test_round_trip_multiclass(tmp_path: Path) -> None:
@@ -59,18 +58,9 @@ def test_round_trip_captions_and_skipped(tmp_path: Path, image_dir: Path) -> Non
     assert back.labels.shape == (2, 0)
 
 
-def _tar(path: Path, members: dict[str, bytes]) -> Path:
-    with tarfile.open(path, "w") as tar:
-        for name, data in members.items():
-            entry = tarfile.TarInfo(name)
-            entry.size = len(data)
-            tar.addfile(entry, io.BytesIO(data))
-    return path
-
-
 def test_foreign_shard_with_txt_and_bad_samples(tmp_path: Path, image_dir: Path) -> None:
     png = (image_dir / "a.png").read_bytes()
-    shard = _tar(
+    shard = write_tar(
         tmp_path / "x.tar",
         {
             "s1.jpg": png,

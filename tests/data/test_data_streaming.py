@@ -8,7 +8,6 @@ import io
 import json
 import logging
 import pickle
-import tarfile
 import tracemalloc
 from collections import Counter
 from itertools import islice
@@ -23,21 +22,13 @@ from openmedclip.data import ImageTextTable, WebDatasetSource, write_shards
 from openmedclip.data.streaming import ShardSource, ShardStream, StreamItem, resumed_slot
 from openmedclip.errors import InvalidInputError
 from openmedclip.train.pairs import CaptionChooser, PairEncoder
+from shard_files import write_tar
 
 
 def _png(rng: np.random.Generator, size: int = 12) -> bytes:
     out = io.BytesIO()
     Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(out, format="PNG")
     return out.getvalue()
-
-
-def _write_tar(path: Path, members: dict[str, bytes]) -> Path:
-    with tarfile.open(path, "w") as tar:
-        for name, data in members.items():
-            entry = tarfile.TarInfo(name)
-            entry.size = len(data)
-            tar.addfile(entry, io.BytesIO(data))
-    return path
 
 
 def _write_table_shards(folder: Path, n: int, maxcount: int, tag: str = "s") -> Path:
@@ -183,7 +174,7 @@ def test_bad_samples_are_logged_and_skipped(tmp_path, caplog):
     rng = np.random.default_rng(0)
     folder = tmp_path / "bad"
     folder.mkdir()
-    _write_tar(folder / "a.tar", {
+    write_tar(folder / "a.tar", {
         "s1.png": _png(rng), "s1.txt": b"first",
         "s2.png": b"not an image", "s2.txt": b"broken image",
         "s3.txt": b"no image at all",
@@ -191,7 +182,7 @@ def test_bad_samples_are_logged_and_skipped(tmp_path, caplog):
         "s5.jpg": _png(rng), "s5.json": json.dumps({"key": "five", "captions": ["fifth"]}).encode(),
     })
     (folder / "b.tar").write_bytes(b"this is not a tar file at all" * 40)
-    _write_tar(folder / "c.tar", {"s6.png": _png(rng), "s6.txt": b"sixth"})
+    write_tar(folder / "c.tar", {"s6.png": _png(rng), "s6.txt": b"sixth"})
     source = ShardSource.open(folder)
     with caplog.at_level(logging.WARNING, logger="openmedclip.data.streaming"):
         stream = ShardStream([source], resample=False, shuffle_buffer=0)
@@ -245,7 +236,7 @@ def _noise_shards(folder: Path, n_shards: int, per_shard: int) -> Path:
         for i in range(per_shard):
             members[f"{s:03d}-{i:02d}.png"] = _png(rng, size=48)  # noise: ~7 kB that PNG cannot compress
             members[f"{s:03d}-{i:02d}.txt"] = b"noise"
-        _write_tar(folder / f"shard-{s:03d}.tar", members)
+        write_tar(folder / f"shard-{s:03d}.tar", members)
     return folder
 
 

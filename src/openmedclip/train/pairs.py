@@ -141,7 +141,25 @@ class PairDataset(Dataset):
         return self.encoder.encode(sample, self.offsets[source_idx] + item_idx, epoch, source_idx)
 
 
-class BatchPlan:
+class EpochPlan:
+    """Steps per epoch: ``n_pairs // global batch``, the global batch being ``batch_size * grad_accum *
+    world_size`` (an incomplete last batch is dropped)."""
+
+    def __init__(self, n_pairs: int, batch_size: int, grad_accum: int, rank: int = 0, world_size: int = 1):
+        self.batch_size = batch_size
+        self.grad_accum = grad_accum
+        self.rank = rank
+        self.world_size = world_size
+        self.global_batch = batch_size * grad_accum * world_size
+        self.steps_per_epoch = n_pairs // self.global_batch
+        if self.steps_per_epoch == 0:
+            raise InvalidInputError(
+                f"an epoch of {n_pairs} pairs is smaller than one global batch of {self.global_batch} "
+                f"(batch_size {batch_size} x grad_accum {grad_accum} x {world_size} processes)"
+            )
+
+
+class BatchPlan(EpochPlan):
     """Which pairs each process encodes at each optimizer step.
 
     An epoch is `MixedSource.indices(epoch)` cut into global batches of ``batch_size * grad_accum * world_size``
@@ -151,18 +169,8 @@ class BatchPlan:
     """
 
     def __init__(self, mixed: MixedSource, batch_size: int, grad_accum: int, rank: int = 0, world_size: int = 1):
+        super().__init__(len(mixed), batch_size, grad_accum, rank, world_size)
         self.mixed = mixed
-        self.batch_size = batch_size
-        self.grad_accum = grad_accum
-        self.rank = rank
-        self.world_size = world_size
-        self.global_batch = batch_size * grad_accum * world_size
-        self.steps_per_epoch = len(mixed) // self.global_batch
-        if self.steps_per_epoch == 0:
-            raise InvalidInputError(
-                f"an epoch of {len(mixed)} pairs is smaller than one global batch of {self.global_batch} "
-                f"(batch_size {batch_size} x grad_accum {grad_accum} x {world_size} processes)"
-            )
 
     def micro_batches(self, epoch: int, start_step: int = 0) -> Iterator[list[PairRef]]:
         """This process's micro-batches of `epoch` from optimizer step `start_step` on, in order."""
@@ -176,24 +184,14 @@ class BatchPlan:
                 yield [(epoch, s, i) for s, i in chunk]
 
 
-class StreamPlan:
+class StreamPlan(EpochPlan):
     """The steps of a streamed epoch: ``epoch_size // global batch`` optimizer steps, as for `BatchPlan`, but each
     process takes ``batch_size * grad_accum`` pairs per step from its own stream (`ShardStream` seeded by its
     rank) instead of a share of one epoch order."""
 
     def __init__(self, epoch_size: int, batch_size: int, grad_accum: int, rank: int = 0, world_size: int = 1):
+        super().__init__(epoch_size, batch_size, grad_accum, rank, world_size)
         self.epoch_size = epoch_size
-        self.batch_size = batch_size
-        self.grad_accum = grad_accum
-        self.rank = rank
-        self.world_size = world_size
-        self.global_batch = batch_size * grad_accum * world_size
-        self.steps_per_epoch = epoch_size // self.global_batch
-        if self.steps_per_epoch == 0:
-            raise InvalidInputError(
-                f"an epoch of {epoch_size} pairs is smaller than one global batch of {self.global_batch} "
-                f"(batch_size {batch_size} x grad_accum {grad_accum} x {world_size} processes)"
-            )
 
     def skipped_batches(self, start_step: int) -> int:
         """Loader batches (micro-batches) this process has used before optimizer step `start_step`."""
