@@ -1,9 +1,14 @@
-"""Checkpoint files: formats, wrappers, strict key matching, unsafe pickles, TorchScript, malformed configs."""
+"""Checkpoint files: formats, wrappers, strict key matching, unsafe pickles, TorchScript read safely, malformed
+configs."""
 
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import shutil
+import warnings
+import zipfile
 
 import open_clip
 import pytest
@@ -11,7 +16,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from openmedclip.errors import ModelLoadError
-from openmedclip.models import convert_torchscript, load_model
+from openmedclip.models import load_model
+from openmedclip.models.torchscript_reader import read_torchscript_state_dict
 from tiny_models import tiny_openclip_config
 
 UNPICKLED = []
@@ -96,18 +102,63 @@ def test_pickle_with_python_object_is_refused_without_unpickling_it(tiny_arch, t
     assert UNPICKLED == []
 
 
-@pytest.mark.filterwarnings("ignore::FutureWarning")
-def test_torchscript_is_refused_and_converts_on_request(tiny_arch, tmp_path, weights):
+def _openai_style_archive(weights: dict, path) -> None:
+    """A TorchScript archive shaped like OpenAI's: scalar entries, partly fp16 weights, a non-weight attribute."""
     model = open_clip.model.CLIP(**tiny_openclip_config()["model_cfg"])
     model.load_state_dict(weights)
-    model.register_buffer("input_resolution", torch.tensor(32))
+    model.register_buffer("input_resolution", torch.tensor(32))  # like OpenAI's three scalar entries
+    model.visual.proj.data = model.visual.proj.data.half()
+    model.text_projection.data = model.text_projection.data.half()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(model), str(path))
+
+
+def test_torchscript_archive_loads_without_running_its_code(tiny_arch, tmp_path, weights, monkeypatch):
     path = tmp_path / "ViT-Tiny.pt"
-    torch.jit.save(torch.jit.script(model), str(path))
-    with pytest.raises(ModelLoadError, match="TorchScript.*convert_torchscript"):
-        load_model(tiny_arch, device="cpu", checkpoint=path)
-    converted = load_file(str(convert_torchscript(path, tmp_path / "converted.safetensors")))
-    assert "input_resolution" not in converted
-    assert all(torch.equal(converted[key], value) for key, value in weights.items())
+    _openai_style_archive(weights, path)
+
+    def no_jit(*args, **kwargs):
+        raise AssertionError("torch.jit.load must not be called")
+
+    monkeypatch.setattr(torch.jit, "load", no_jit)
+    loaded = load_model(tiny_arch, device="cpu", checkpoint=path)
+    state = loaded.model.state_dict()
+    assert "input_resolution" not in state
+    for key, value in weights.items():
+        expected = value.half().float() if key in ("visual.proj", "text_projection") else value
+        assert torch.equal(state[key], expected), key
+
+
+def test_torchscript_reader_equals_torch_jit_state_dict(tmp_path, weights):
+    path = tmp_path / "ViT-Tiny.pt"
+    _openai_style_archive(weights, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        reference = torch.jit.load(str(path)).state_dict()
+    ours = read_torchscript_state_dict(path)
+    assert set(ours) == set(reference)
+    assert all(torch.equal(ours[k], reference[k]) and ours[k].dtype == reference[k].dtype for k in reference)
+
+
+def test_crafted_torchscript_pickle_is_refused_and_never_runs(tiny_arch, tmp_path, weights):
+    """data.pkl of a real archive replaced by a pickle whose loading would create a marker file."""
+    path = tmp_path / "evil.pt"
+    _openai_style_archive(weights, path)
+    marker = tmp_path / "marker"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    crafted = tmp_path / "crafted.pt"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(crafted, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            target.writestr(item, pickle.dumps(Payload(), protocol=2) if item.filename.endswith("/data.pkl") else data)
+    with pytest.raises(ModelLoadError, match="refused to unpickle the global (posix|os).system"):
+        load_model(tiny_arch, device="cpu", checkpoint=crafted)
+    assert not marker.exists()
 
 
 def test_bare_safetensors_beside_config_loads(tiny_model_dir, weights):

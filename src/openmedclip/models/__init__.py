@@ -24,7 +24,6 @@ _EXPORTS = {
     "load_model": "openmedclip.models.load",
     "save_model": "openmedclip.models.load",
     "resolve_device": "openmedclip.models.device",
-    "convert_torchscript": "openmedclip.models.families.open_clip.torchscript",
 }
 
 __all__ = list(_EXPORTS)

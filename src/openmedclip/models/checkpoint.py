@@ -2,8 +2,8 @@
 
 ``.safetensors`` is read directly; ``.pt``/``.pth``/``.bin``/``.ckpt`` pickles only with
 ``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers.
-TorchScript archives (OpenAI's original CLIP files) are refused: converting them runs their code,
-which :func:`openmedclip.models.convert_torchscript` does only when asked to.
+TorchScript archives (OpenAI's original CLIP files) are read by a restricted reader that never runs their code
+(:mod:`openmedclip.models.torchscript_reader`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from openmedclip.errors import ModelLoadError
+from openmedclip.models.torchscript_reader import TorchScriptReadError, is_torchscript, read_torchscript_state_dict
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 CHECKPOINT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
@@ -43,14 +44,6 @@ def read_state_dict(path: Path, model: str) -> dict[str, torch.Tensor]:
     return _strip_prefixes(_unwrap(raw, path, model))
 
 
-def is_torchscript(path: Path) -> bool:
-    """Whether ``path`` is a TorchScript archive (holds code, not just tensors)."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any("/code/" in name or name.endswith("constants.pkl") for name in archive.namelist())
-
-
 def _read_safetensors(path: Path, model: str) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -63,13 +56,10 @@ def _read_safetensors(path: Path, model: str) -> dict[str, torch.Tensor]:
 
 def _read_pickle(path: Path, model: str) -> object:
     if is_torchscript(path):
-        raise ModelLoadError(
-            model,
-            f"{path} is a TorchScript archive (e.g. OpenAI's original CLIP file); it is not loaded because that "
-            "runs code stored in the file. If you trust it, convert it once with "
-            "`openmedclip.models.convert_torchscript(src, 'model.safetensors')`, or download the safetensors "
-            "version from the Hugging Face hub",
-        )
+        try:
+            return read_torchscript_state_dict(path)
+        except (TorchScriptReadError, zipfile.BadZipFile, KeyError, RuntimeError) as error:
+            raise ModelLoadError(model, f"{path}: not a readable TorchScript archive ({error})") from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

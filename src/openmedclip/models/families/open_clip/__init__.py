@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from openmedclip.models.registry import RegistryEntry
 
 
+OPENAI_SCALARS = frozenset({"input_resolution", "context_length", "vocab_size"})
+"""Non-weight entries of OpenAI's TorchScript archives (metadata, not parameters of the model)."""
+
+
 @register_family
 class OpenClipFamily(ModelFamily):
     """Models built with open_clip's classes (CLIP, CustomTextCLIP, CoCa) from an open_clip model config."""
@@ -77,11 +81,16 @@ class OpenClipFamily(ModelFamily):
         return build_model(resolved.config.model_cfg, folder=resolved.folder, name=name)
 
     def convert_state_dict(self, state: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
-        """Known, lossless renames: pre-2.0 open_clip text keys, scalar vs 1-element ``logit_scale``."""
+        """Known, lossless conversions: OpenAI's TorchScript scalar entries and the model's own non-persistent
+        buffers (e.g. ``attn_mask``, which TorchScript saves) dropped, pre-2.0 open_clip text keys renamed, scalar
+        vs 1-element ``logit_scale`` reshaped. Partly-fp16 weights are cast when copied."""
         import torch
         from open_clip.model import convert_to_custom_text_state_dict
 
-        state = dict(state)
+        expected = model.state_dict()
+        recomputed = {name for name, _ in model.named_buffers()} - set(expected)
+        dropped = OPENAI_SCALARS | recomputed
+        state = {key: value for key, value in state.items() if key in expected or key not in dropped}
         if "positional_embedding" in state and not hasattr(model, "positional_embedding"):
             state = convert_to_custom_text_state_dict(state)
         for key in ("logit_scale", "logit_bias"):
