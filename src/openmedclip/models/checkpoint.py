@@ -1,7 +1,9 @@
 """Reading a checkpoint file into a flat ``{key: tensor}`` dict, safely.
 
 ``.safetensors`` is read directly; ``.pt``/``.pth``/``.bin``/``.ckpt`` pickles only with
-``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers.
+``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers, plus an allowlist of
+numpy scalar and dtype types (training checkpoints such as UniMed-CLIP's hold them); any other global is refused by
+name.
 TorchScript archives (OpenAI's original CLIP files) are read by a restricted reader that never runs their code
 (:mod:`openmedclip.models.torchscript_reader`).
 """
@@ -12,6 +14,7 @@ import pickle
 import zipfile
 from collections.abc import Container, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -61,7 +64,8 @@ def _read_pickle(path: Path, model: str) -> object:
         except (TorchScriptReadError, zipfile.BadZipFile, KeyError, RuntimeError) as error:
             raise ModelLoadError(model, f"{path}: not a readable TorchScript archive ({error})") from None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(numpy_allowlist()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise ModelLoadError(
             model,
@@ -71,6 +75,17 @@ def _read_pickle(path: Path, model: str) -> object:
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as error:
         raise ModelLoadError(model, f"{path}: not a readable PyTorch checkpoint ({error})") from None
+
+
+def numpy_allowlist() -> list[Any]:
+    """The numpy types training checkpoints hold beside their tensors (metric values, scaler state), allowed in
+    ``torch.load(weights_only=True)``: the scalar constructor under its numpy-2 and numpy-1 names (a numpy-1 pickle
+    names ``numpy.core.multiarray.scalar``), ``numpy.dtype`` and the dtype classes. None of them runs code."""
+    import numpy as np
+    from numpy._core.multiarray import scalar
+
+    dtype_classes = [type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDGSUVOMm"]
+    return [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *dict.fromkeys(dtype_classes)]
 
 
 def _refusal_reason(error: pickle.UnpicklingError) -> str:

@@ -32,6 +32,8 @@ class RegistryEntry:
     """Other hub repositories whose files it needs when they are not in its folder."""
     bundled: str | None = None
     """``package:<python package>/<folder>`` for models shipped inside an installed package (no download)."""
+    licence: str = ""
+    """The licence of the weights (shown with the model; e.g. ``CC BY-NC 4.0``: non-commercial use only)."""
 
     @property
     def url(self) -> str:

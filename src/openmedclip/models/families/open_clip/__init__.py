@@ -29,6 +29,13 @@ OPENAI_SCALARS = frozenset({"input_resolution", "context_length", "vocab_size"})
 """Non-weight entries of OpenAI's TorchScript archives (metadata, not parameters of the model)."""
 
 
+def _renamed(key: str, renames: dict[str, str]) -> str:
+    for old, new in renames.items():
+        if key.startswith(old):
+            return new + key[len(old) :]
+    return key
+
+
 @register_family
 class OpenClipFamily(ModelFamily):
     """Models built with open_clip's classes (CLIP, CustomTextCLIP, CoCa) from an open_clip model config."""
@@ -106,7 +113,8 @@ class OpenClipFamily(ModelFamily):
         config: OpenClipConfig = resolved.config
         base = read_base_weights(config.base_weights, name, model.state_dict()) if config.base_weights else {}
         if resolved.weights is not None:
-            state = {**base, **read_state_dict(resolved.weights, name)}
+            read = read_state_dict(resolved.weights, name)
+            state = {**base, **{_renamed(key, config.key_renames): value for key, value in read.items()}}
             state = self.convert_state_dict(state, model)
             load_strict(model, state, name=name, source=resolved.weights, tolerated=self.tolerated_keys)
         elif config.base_weights:
@@ -116,8 +124,10 @@ class OpenClipFamily(ModelFamily):
         from openmedclip.models.families.open_clip.build import build_preprocess
 
         config: OpenClipConfig = resolved.config
+        import dataclasses
+
         preprocess, merged = build_preprocess(model, config.preprocess_cfg)
-        return preprocess, OpenClipConfig(config.model_cfg, merged, config.base_weights)
+        return preprocess, dataclasses.replace(config, preprocess_cfg=merged, key_renames={})
 
     def tokenizer(self, resolved: Resolved, *, name: str) -> tuple[Tokenizer, int]:
         from openmedclip.models.families.open_clip.build import build_tokenizer

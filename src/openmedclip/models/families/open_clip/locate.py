@@ -3,6 +3,7 @@ folder, an architecture file or a checkpoint beside its config."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from openmedclip.errors import ModelLoadError
@@ -69,8 +70,9 @@ def hub_folder(folder: Path, name: str, weights: Path | None, entry: RegistryEnt
         if config_file.is_file():
             config = read_config(config_file, name)
             weights = weights or find_weights(folder, name)
-        elif settings.architecture is not None:
-            config = OpenClipConfig(architecture_config(settings.architecture), dict(settings.preprocess))
+        elif settings.architecture is not None or settings.model_cfg is not None:
+            model_cfg = settings.model_cfg or architecture_config(str(settings.architecture))
+            config = OpenClipConfig(dict(model_cfg), dict(settings.preprocess), key_renames=dict(settings.key_renames))
             weights = weights or find_weights(folder, name, any_checkpoint=True)
         else:
             raise ModelLoadError(name, f"{folder} has no {CONFIG_FILE} (not an open_clip hub folder)")
@@ -79,8 +81,7 @@ def hub_folder(folder: Path, name: str, weights: Path | None, entry: RegistryEnt
             raise
         raise ModelLoadError(name, f"{error.problem}. {download_hint(entry)}") from None
     if settings.model_overrides:
-        config = OpenClipConfig({**config.model_cfg, **settings.model_overrides}, config.preprocess_cfg,
-                                config.base_weights)
+        config = dataclasses.replace(config, model_cfg={**config.model_cfg, **settings.model_overrides})
     return Resolved(
         family=FAMILY,
         config=config,
