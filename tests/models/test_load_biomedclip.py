@@ -73,3 +73,40 @@ def test_missing_text_config_says_where_to_get_it(tiny_biomedclip_dir):
         load_model(tiny_biomedclip_dir, device="cpu")
     assert f"https://huggingface.co/{BIOMEDBERT}" in str(error.value)
     assert "config.json" in str(error.value)
+
+
+@pytest.mark.parametrize(("config_name", "cached_name"), [
+    ("microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract", BIOMEDBERT),
+    (BIOMEDBERT, "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract"),
+])
+def test_renamed_text_repository_is_found_offline_under_either_name(
+    tiny_biomedclip_dir, tmp_path, hf_cache, config_name, cached_name
+):
+    import json
+    import shutil
+
+    text_files = tmp_path / "text"
+    text_files.mkdir()
+    for name in ("config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.move(tiny_biomedclip_dir / name, text_files / name)
+    install_in_hf_cache(hf_cache, cached_name, text_files)
+    config = json.loads((tiny_biomedclip_dir / "open_clip_config.json").read_text())
+    config["model_cfg"]["text_cfg"].update(hf_model_name=config_name, hf_tokenizer_name=config_name)
+    (tiny_biomedclip_dir / "open_clip_config.json").write_text(json.dumps(config))
+    loaded = load_model(tiny_biomedclip_dir, device="cpu")
+    assert loaded.tokenizer(["chest"])[0, 1] != 1  # a real vocabulary id, not [UNK]
+
+
+def test_registry_entry_pins_the_current_pooler(tiny_biomedclip_dir, hf_cache):
+    import json
+
+    from tiny_models import BIOMEDCLIP_REPO
+
+    config = json.loads((tiny_biomedclip_dir / "open_clip_config.json").read_text())
+    config["model_cfg"]["text_cfg"]["hf_pooler_type"] = "cls_pooler"  # the pre-April-2023 config
+    (tiny_biomedclip_dir / "open_clip_config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="pooler"):  # as a plain folder: the weights have no BERT pooler
+        load_model(tiny_biomedclip_dir, device="cpu")
+    install_in_hf_cache(hf_cache, BIOMEDCLIP_REPO, tiny_biomedclip_dir)
+    loaded = load_model("biomedclip", device="cpu")
+    assert loaded.spec.config.model_cfg["text_cfg"]["hf_pooler_type"] == "cls_last_hidden_state_pooler"

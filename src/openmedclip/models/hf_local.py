@@ -80,14 +80,30 @@ def _find(
     for candidate in (folder, relative, package_path(reference) or Path(reference).expanduser()):
         if candidate is not None and any(accept(candidate / name) for name in names if (candidate / name).is_file()):
             return candidate
-    for name in names:
-        try:
-            cached = try_to_load_from_cache(reference, name, cache_dir=str(hf_cache_dir()))
-        except (HFValidationError, ValueError):
-            return None
-        if isinstance(cached, str) and accept(Path(cached)):
-            return Path(cached).parent
+    for repo in repo_aliases(reference):
+        for name in names:
+            try:
+                cached = try_to_load_from_cache(repo, name, cache_dir=str(hf_cache_dir()))
+            except (HFValidationError, ValueError):
+                return None
+            if isinstance(cached, str) and accept(Path(cached)):
+                return Path(cached).parent
     return None
+
+
+RENAMED_REPOS = (("microsoft/BiomedNLP-PubMedBERT-", "microsoft/BiomedNLP-BiomedBERT-"),)
+"""Hugging Face repositories renamed upstream (old prefix, new prefix). The hub redirects online, but the cache is
+keyed by the name asked for, so offline both names are tried."""
+
+
+def repo_aliases(repo_id: str) -> list[str]:
+    """``repo_id`` and its other name where the repository was renamed (the given name first)."""
+    aliases = [repo_id]
+    for old, new in RENAMED_REPOS:
+        for before, after in ((old, new), (new, old)):
+            if repo_id.startswith(before):
+                aliases.append(after + repo_id[len(before) :])
+    return aliases
 
 
 def _is_transformers_config(path: Path) -> bool:

@@ -15,7 +15,8 @@ class OpenClipEntry:
     model_cfg: dict[str, Any] | None = None
     """A full open_clip model config for a bare checkpoint whose architecture open_clip does not name."""
     model_overrides: dict[str, Any] = field(default_factory=dict)
-    """Merged into the model config whatever its source (e.g. QuickGELU for OpenAI's weights)."""
+    """Merged into the model config whatever its source, nested mappings key by key (e.g. QuickGELU for OpenAI's
+    weights, BiomedCLIP's current text pooler)."""
     preprocess: dict[str, Any] = field(default_factory=dict)
     """Preprocess config used when the folder has no ``open_clip_config.json``."""
     key_renames: dict[str, str] = field(default_factory=dict)

@@ -74,7 +74,8 @@ ENTRIES: tuple[RegistryEntry, ...] = (
         family="open_clip",
         hf_repo="microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
         description="BiomedCLIP: ViT-B/16 + PubMedBERT, trained on PMC-15M figure-caption pairs",
-        config=OpenClipEntry(),
+        # Configs before April 2023 said `cls_pooler` (a BERT pooler the weights do not have): pin the current one.
+        config=OpenClipEntry(model_overrides={"text_cfg": {"hf_pooler_type": "cls_last_hidden_state_pooler"}}),
         needs=("microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract",),
         licence="MIT (research use only)",
     ),

@@ -81,7 +81,7 @@ def hub_folder(folder: Path, name: str, weights: Path | None, entry: RegistryEnt
             raise
         raise ModelLoadError(name, f"{error.problem}. {download_hint(entry)}") from None
     if settings.model_overrides:
-        config = dataclasses.replace(config, model_cfg={**config.model_cfg, **settings.model_overrides})
+        config = dataclasses.replace(config, model_cfg=merged(config.model_cfg, settings.model_overrides))
     return Resolved(
         family=FAMILY,
         config=config,
@@ -91,6 +91,14 @@ def hub_folder(folder: Path, name: str, weights: Path | None, entry: RegistryEnt
         folder=folder,
         hf_repo=entry.hf_repo if entry is not None else None,
     )
+
+
+def merged(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` applied, nested mappings merged key by key (``{"text_cfg": {...}}`` pins one key)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def describe_architecture(model_cfg: dict) -> str:
