@@ -290,12 +290,22 @@ def test_export_usage_errors(cli, tiny_model_dir, tmp_path):
 # models and banks -----------------------------------------------------------------------------------------------
 
 
-def test_models_lists_the_registry(cli):
+def test_models_lists_the_registry(cli, monkeypatch, tmp_path):
     from openmedclip.models import DEFAULT_MODEL, list_models
+    from openmedclip.models.registry import registry
 
+    monkeypatch.setenv("OPENMEDCLIP_MODELS", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "400")
     result = cli("models")
     assert result.code == 0
-    assert result.out.splitlines() == list(list_models()) and DEFAULT_MODEL in result.out.splitlines()
+    rows = {line.split("│")[1].strip(): line for line in result.out.splitlines() if line.count("│") > 5}
+    assert set(registry()) <= set(rows)
+    assert "yes" in rows[DEFAULT_MODEL] and "ships with openmedclip" in rows[DEFAULT_MODEL]
+    assert "not found" in rows["biomedclip"] and "huggingface.co/microsoft/BiomedCLIP" in rows["biomedclip"]
+    assert "CC BY-NC 4.0" in rows["unimed/vit-b16"] and "336 px" in rows["unimed/vit-l14-base-text"]
+    assert "ViT-B-16" not in rows and "open_clip architectures" in result.out
+    names = cli("models", "--names")
+    assert names.code == 0 and names.out.splitlines() == list(list_models())
 
 
 def test_banks_lists_each_bank(cli):

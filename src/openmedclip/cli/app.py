@@ -176,11 +176,26 @@ def export(
 
 
 @app.command()
-def models() -> None:
-    """List the model names load_model accepts."""
-    from ..models import list_models
+def models(
+    names: Annotated[bool, typer.Option("--names", help="Only the names, one per line (registry, then architectures).")]
+    = False,
+) -> None:
+    """The registry's models: family, architecture, whether they are here, licence and source."""
+    if names:
+        from ..models import list_models
 
-    typer.echo("\n".join(list_models()))
+        typer.echo("\n".join(list_models()))
+        return
+    from ..models.catalog import architecture_names, model_rows
+    from . import render
+
+    render.stdout.print(render.models_table(model_rows()))
+    for family, architectures in architecture_names().items():
+        render.stdout.print(
+            f"plus {len(architectures)} {family} architectures (random weights, or with --checkpoint); "
+            "'openmedclip models --names' lists them",
+            highlight=False,
+        )
 
 
 @app.command()

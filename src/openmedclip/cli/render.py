@@ -14,6 +14,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from ..embed import ItemError
+    from ..models.catalog import ModelRow
     from ..tasks.zeroshot import ZeroShotResult
 
 stdout = Console()
@@ -64,3 +65,14 @@ def report_skipped(skipped: Iterable[tuple[str, str]]) -> None:
 def report_errors(errors: Iterable[ItemError]) -> None:
     """One line per skipped item on stderr."""
     report_skipped((error.item, error.message) for error in errors)
+
+
+def models_table(rows: Iterable[ModelRow]) -> Table:
+    """Rich table: one row per registry name, with where its files are (or that they are missing)."""
+    table = Table(title="Models")
+    for column in ("name", "family", "architecture", "here", "licence", "source"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        here = f"[green]yes[/green] {escape(row.location)}" if row.location else "[yellow]not found[/yellow]"
+        table.add_row(row.name, row.family, escape(row.architecture), here, escape(row.licence), row.source)
+    return table

@@ -97,6 +97,10 @@ class ModelFamily(ABC):
         """Whether ``path`` (a file or folder) holds a model of this family."""
         return False
 
+    def describe_entry(self, entry: RegistryEntry) -> str:
+        """A short description of a registry entry's architecture, for the models table."""
+        return entry.description
+
     def examples(self) -> list[Resolved]:
         """Tiny, randomly initialised configurations covering the family's tower types (for sweeps and docs)."""
         return []

@@ -60,6 +60,19 @@ class OpenClipFamily(ModelFamily):
         folder = path if path.is_dir() else path.parent
         return (folder / CONFIG_FILE).is_file() or (path.is_file() and path.suffix.lower() == ".json")
 
+    def describe_entry(self, entry: RegistryEntry) -> str:
+        settings = entry.config
+        if settings.architecture:
+            quick = " (QuickGELU)" if settings.model_overrides.get("quick_gelu") else ""
+            return settings.architecture + quick
+        if settings.model_cfg:
+            vision, text = settings.model_cfg["vision_cfg"], settings.model_cfg["text_cfg"]
+            size = {768: "B", 1024: "L"}.get(vision.get("width", 0), f"w{vision.get('width')}")
+            image = f"ViT-{size}/{vision.get('patch_size')} {vision.get('image_size')} px"
+            tower = str(text.get("hf_model_name", "open_clip text")).split("/")[-1]
+            return f"{image} + {tower.removeprefix('BiomedNLP-').removesuffix('-uncased-abstract')}"
+        return "as its open_clip_config.json says"
+
     def examples(self) -> list[Resolved]:
         text = {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
         vit = {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8}
