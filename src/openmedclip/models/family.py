@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
 from openmedclip.errors import ModelLoadError
 
@@ -145,6 +145,11 @@ class ModelFamily(ABC):
         """Freeze towers for training: True freezes one, an int N leaves its last N layer groups trainable."""
         if image is not False or text is not False:
             raise ModelLoadError(self.name, "this model family cannot lock its towers")
+
+    def zero_shot_scale(self, model: torch.nn.Module) -> float:
+        """The multiplier of cosine similarities in zero-shot scoring: the learned temperature by default."""
+        scale = cast("torch.Tensor", model.logit_scale)
+        return float(scale.detach().float().exp().item())
 
     def add_logit_bias(self, loaded: LoadedModel, value: float) -> LoadedModel:
         """A SigLIP logit bias for a model without one, recorded in the config its checkpoints save."""

@@ -65,6 +65,11 @@ class LoadedModel:
         return float(cast("ClipModel", self.model).logit_scale.detach().float().exp().item())
 
     @property
+    def zero_shot_scale(self) -> float:
+        """What zero-shot scoring multiplies cosine similarities by (the temperature; 1 for CheXzero-style models)."""
+        return self.family.zero_shot_scale(self.model)
+
+    @property
     def logit_bias(self) -> float | None:
         """The learned logit bias of SigLIP-style models, else None."""
         bias = getattr(self.model, "logit_bias", None)

@@ -38,11 +38,14 @@ def registry_folder(entry: RegistryEntry) -> Path:
 def download_hint(entry: RegistryEntry) -> str:
     """Where to download ``entry`` and where to put the files."""
     root = os.environ.get(MODELS_ENV)
-    hint = (
-        f"Download it from {entry.url} (e.g. `hf download {entry.hf_repo}`, which fills the Hugging Face cache "
-        f"{hf_cache_dir()}), or put its files in ${MODELS_ENV}/{entry.name}/ "
-        f"({MODELS_ENV} is {root if root else 'not set'})"
-    )
+    where = f"${MODELS_ENV}/{entry.name}/ ({MODELS_ENV} is {root if root else 'not set'})"
+    if entry.hf_repo:
+        hint = (
+            f"Download it from {entry.url} (e.g. `hf download {entry.hf_repo}`, which fills the Hugging Face cache "
+            f"{hf_cache_dir()}), or put its files in {where}"
+        )
+    else:
+        hint = f"Download it from {entry.url} and put its files in {where}"
     for repo in entry.needs:
         hint += f"; it also needs files from {hub_url(repo)} in that folder or in the cache"
     return hint

@@ -34,11 +34,13 @@ class RegistryEntry:
     """``package:<python package>/<folder>`` for models shipped inside an installed package (no download)."""
     licence: str = ""
     """The licence of the weights (shown with the model; e.g. ``CC BY-NC 4.0``: non-commercial use only)."""
+    download_url: str = ""
+    """Where to download it when it is not on the Hugging Face hub."""
 
     @property
     def url(self) -> str:
         """Where to download it."""
-        return f"https://huggingface.co/{self.hf_repo}"
+        return self.download_url or f"https://huggingface.co/{self.hf_repo}"
 
 
 REGISTRY: dict[str, RegistryEntry] = {}

@@ -228,7 +228,7 @@ def zero_shot(
         from ..models.load import load_model
 
         model = load_model(model)
-    scale = model.logit_scale
+    scale = model.zero_shot_scale
     bank_name = None
     if multilabel:
         if isinstance(labels, Mapping):

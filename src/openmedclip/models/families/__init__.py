@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from importlib import import_module
 
-BUILTIN_FAMILIES = ("openmedclip.models.families.open_clip",)
+BUILTIN_FAMILIES = ("openmedclip.models.families.open_clip", "openmedclip.models.families.chexzero")
 
 
 @functools.cache

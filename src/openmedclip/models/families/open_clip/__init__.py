@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from openmedclip.models.families.open_clip import entries  # noqa: F401 - registers the family's entries
 from openmedclip.models.families.open_clip.catalog import architectures
 from openmedclip.models.families.open_clip.config import OpenClipConfig
-from openmedclip.models.family import ModelFamily, Resolved, Tokenizer, register_family
+from openmedclip.models.family import ModelFamily, Preprocess, Resolved, Tokenizer, register_family
 
 if TYPE_CHECKING:
     import torch
 
-    from openmedclip.models.families.open_clip.preprocess import OpenClipPreprocess
     from openmedclip.models.loaded import LoadedModel
     from openmedclip.models.protocol import ClipModel
     from openmedclip.models.registry import RegistryEntry
@@ -133,7 +132,7 @@ class OpenClipFamily(ModelFamily):
         elif config.base_weights:
             load_base_only(model, base, config.base_weights, tolerated=self.tolerated_keys)
 
-    def preprocess(self, resolved: Resolved, model: torch.nn.Module) -> tuple[OpenClipPreprocess, OpenClipConfig]:
+    def preprocess(self, resolved: Resolved, model: torch.nn.Module) -> tuple[Preprocess, OpenClipConfig]:
         from openmedclip.models.families.open_clip.build import build_preprocess
 
         config: OpenClipConfig = resolved.config

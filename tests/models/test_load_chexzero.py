@@ -1,0 +1,96 @@
+"""CheXzero: a plain, partly-fp16 state dict of OpenAI's layout, its own CXR preprocessing, and temperature-free
+pair scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from PIL import Image
+from torchvision import transforms
+
+from openmedclip import zero_shot
+from openmedclip.embed import encode_images, encode_texts
+from openmedclip.errors import ModelLoadError
+from openmedclip.io import MedicalImage
+from openmedclip.models import load_model, save_model
+from openmedclip.models.families.open_clip.config import OpenClipEntry
+from openmedclip.models.registry import REGISTRY, RegistryEntry, registry
+from tiny_models import tiny_openclip_config
+
+
+def _reference_preprocess(picture: Image.Image, size: int) -> torch.Tensor:
+    """CheXzero's steps as its README and code describe them, with PIL and torchvision."""
+    ratio = 320 / max(picture.size)
+    small = picture.resize(tuple(max(1, round(side * ratio)) for side in picture.size), Image.LANCZOS)
+    canvas = Image.new("L", (320, 320))
+    canvas.paste(small, ((320 - small.size[0]) // 2, (320 - small.size[1]) // 2))
+    tensor = torch.from_numpy(np.array(canvas, dtype=np.float32)).repeat(3, 1, 1)
+    tensor = transforms.Normalize((101.48761,) * 3, (83.43944,) * 3)(tensor)
+    return transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC, antialias=True)(tensor)
+
+
+@pytest.fixture()
+def chexzero(tiny_arch, tmp_path, monkeypatch):
+    """The `chexzero` entry on the tiny architecture, its checkpoint a plain partly-fp16 state dict."""
+    registry()
+    settings = OpenClipEntry(architecture=tiny_arch, model_overrides={"quick_gelu": True})
+    entry = RegistryEntry("chexzero", "chexzero", "", "test", settings,
+                          download_url="https://github.com/rajpurkarlab/CheXzero")
+    monkeypatch.setitem(REGISTRY, "chexzero", entry)
+    torch.manual_seed(4)
+    model = open_clip.model.CLIP(**tiny_openclip_config()["model_cfg"], quick_gelu=True).eval()
+    state = {key: value.half() if key.endswith("proj") else value for key, value in model.state_dict().items()}
+    folder = tmp_path / "zoo" / "chexzero"
+    folder.mkdir(parents=True)
+    torch.save(state, folder / "best_64_5e-05_original_22000_0.864.pt")
+    monkeypatch.setenv("OPENMEDCLIP_MODELS", str(tmp_path / "zoo"))
+    return model
+
+
+@pytest.mark.parametrize("size", [(300, 200), (120, 400), (256, 256)])
+def test_preprocessing_follows_chexzero(chexzero, size):
+    loaded = load_model("chexzero", device="cpu")
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, size[::-1], dtype=np.uint8)
+    image = MedicalImage(grey.astype(np.float32), "cxr", meta={"bit_depth": 8})
+    ours = loaded.preprocess(image)
+    reference = _reference_preprocess(Image.fromarray(grey).convert("RGB"), 32)
+    assert ours.shape == (3, 32, 32) and torch.allclose(ours, reference, atol=1e-4)
+    published = type(loaded.preprocess)()(image)  # the published model's 224 px input
+    assert published.shape == (3, 224, 224)
+    assert torch.allclose(published, _reference_preprocess(Image.fromarray(grey).convert("RGB"), 224), atol=1e-4)
+
+
+def test_strict_load_of_the_plain_state_dict(chexzero):
+    loaded = load_model("chexzero", device="cpu")
+    assert loaded.spec.family == "chexzero" and loaded.spec.config.model_cfg["quick_gelu"] is True
+    for key, value in chexzero.state_dict().items():
+        expected = value.half().float() if key.endswith("proj") else value
+        assert torch.equal(loaded.model.state_dict()[key], expected), key
+
+
+def test_pairs_are_scored_by_cosine_without_temperature(chexzero):
+    loaded = load_model("chexzero", device="cpu")
+    assert loaded.zero_shot_scale == 1.0 and loaded.logit_scale != pytest.approx(1.0)
+    rng = np.random.default_rng(1)
+    images = [MedicalImage(rng.uniform(0, 255, (64, 80)).astype(np.float32), f"x{i}", meta={"bit_depth": 8})
+              for i in range(3)]
+    result = zero_shot(loaded, images, ["Pleural Effusion"], multilabel=True, num_workers=0)
+    features = encode_images(loaded, images, num_workers=0).features
+    positive, negative = encode_texts(loaded, ["pleural effusion", "no pleural effusion"])
+    expected = torch.sigmoid(features @ positive - features @ negative).numpy()
+    assert np.allclose(result.probabilities[:, 0], expected, atol=1e-6)
+
+
+def test_missing_checkpoint_says_where_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPENMEDCLIP_MODELS", str(tmp_path))
+    with pytest.raises(ModelLoadError) as error:
+        load_model("chexzero", device="cpu")
+    assert "github.com/rajpurkarlab/CheXzero" in str(error.value) and "hf download" not in str(error.value)
+
+
+def test_save_is_refused_because_the_hub_format_cannot_hold_its_preprocessing(chexzero, tmp_path):
+    with pytest.raises(ModelLoadError, match="preprocessing"):
+        save_model(load_model("chexzero", device="cpu"), tmp_path / "out")
