@@ -24,6 +24,7 @@ COVERED = {
     "report": ("test_eval_then_report", "test_report_usage_errors"),
     "shards": ("test_shards_from_a_table", "test_shards_usage_errors"),
     "export": ("test_export_fp16_folder_loads", "test_export_usage_errors"),
+    "convert": ("test_convert_torchscript_for_plain_open_clip", "test_convert_usage_errors"),
     "models": ("test_models_lists_the_registry", "test_listing_commands_take_no_arguments"),
     "banks": ("test_banks_lists_each_bank", "test_listing_commands_take_no_arguments"),
     "inspect": ("test_inspect_window_centre_width_and_preset", "test_inspect_usage_errors"),
@@ -285,6 +286,44 @@ def test_export_fp16_folder_loads(cli, tiny_model_dir, tmp_path):
 def test_export_usage_errors(cli, tiny_model_dir, tmp_path):
     assert_usage_error(cli("export", tiny_model_dir, tmp_path / "x", "--dtype", "int8"), "--dtype", "int8")
     assert_usage_error(cli("export", "no-such-model-xyz", tmp_path / "x"), "no-such-model-xyz")
+
+
+def test_convert_torchscript_for_plain_open_clip(cli, tmp_path, monkeypatch):
+    """OpenAI's TorchScript layout -> a hub folder that open_clip's own loader reads, with the same features."""
+    import json
+    import warnings
+
+    import open_clip
+    import torch
+
+    from openmedclip.models import load_model
+    from openmedclip.models.families.open_clip.catalog import EXTRA_ARCHITECTURES
+    from tiny_models import tiny_openclip_config
+
+    monkeypatch.setitem(EXTRA_ARCHITECTURES, "Tiny-TS", tiny_openclip_config()["model_cfg"])
+    torch.manual_seed(5)
+    model = open_clip.model.CLIP(**tiny_openclip_config()["model_cfg"]).eval()
+    model.register_buffer("input_resolution", torch.tensor(32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(model), str(tmp_path / "ViT-Tiny.pt"))
+    (tmp_path / "arch").mkdir()
+    (tmp_path / "arch" / "open_clip_config.json").write_text(json.dumps(tiny_openclip_config()), encoding="utf-8")
+    (tmp_path / "ViT-Tiny.pt").rename(tmp_path / "arch" / "ViT-Tiny.pt")
+    result = cli("convert", tmp_path / "arch" / "ViT-Tiny.pt", "--to", tmp_path / "hub")
+    assert result.code == 0, result.err
+    reference, _ = open_clip.create_model_from_pretrained(f"local-dir:{tmp_path / 'hub'}")
+    ours = load_model(tmp_path / "arch" / "ViT-Tiny.pt", device="cpu")
+    pixels = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(reference.eval().encode_image(pixels), ours.model.encode_image(pixels), atol=1e-6)
+        assert torch.allclose(model.encode_image(pixels), ours.model.encode_image(pixels), atol=1e-6)
+
+
+def test_convert_usage_errors(cli, tiny_model_dir, tmp_path):
+    assert_usage_error(cli("convert", tiny_model_dir, "--to", tmp_path / "x", "--dtype", "int4"), "--dtype")
+    assert_usage_error(cli("convert", "no-such-model-xyz", "--to", tmp_path / "x"), "no-such-model-xyz")
+    assert cli("convert", tiny_model_dir).code == 2  # --to is required
 
 
 # models and banks -----------------------------------------------------------------------------------------------

@@ -165,6 +165,21 @@ def export(
     dtype: Annotated[str, typer.Option(help="Stored weight type: fp32, fp16 or bf16.")] = "fp32",
 ) -> None:
     """Write a model as a self-contained hub-format folder (e.g. a checkpoint stored in fp16 for shipping)."""
+    _write_hub_folder(source, destination, dtype)
+
+
+@app.command()
+def convert(
+    source: Annotated[str, typer.Argument(help="A registry name (e.g. openai/ViT-B-16, unimed/vit-b16) or path.")],
+    to: Annotated[Path, typer.Option("--to", help="Folder to write (open_clip hub format).")],
+    dtype: Annotated[str, typer.Option(help="Stored weight type: fp32, fp16 or bf16.")] = "fp32",
+) -> None:
+    """Write any model this package reads (OpenAI's TorchScript files, UniMed-CLIP's training checkpoints, ...) in
+    open_clip's hub format: safetensors, open_clip_config.json and tokenizer files, which plain open_clip loads."""
+    _write_hub_folder(source, to, dtype)
+
+
+def _write_hub_folder(source: str, destination: Path, dtype: str) -> None:
     if dtype not in PRECISIONS:
         raise InvalidInputError(f"--dtype must be one of {', '.join(PRECISIONS)}, got {dtype!r}")
 
