@@ -106,3 +106,28 @@ def test_a_corrupt_validation_image_is_skipped_and_the_checkpoint_still_written(
     assert 0 <= metrics["text_retrieval_recall@1"] <= 1
     assert latest_checkpoint(summary.out_dir / "checkpoints") == summary.checkpoint
     assert summary.checkpoint is not None and (summary.checkpoint / "open_clip_model.safetensors").is_file()
+
+
+def test_validation_of_a_label_only_source_reads_each_image_once(tiny_model, tmp_path, monkeypatch):
+    from contextlib import nullcontext
+
+    import numpy as np
+    from PIL import Image
+
+    from openmedclip.data import ClassFolders
+    from openmedclip.train.data import caption_chooser
+    from openmedclip.train.validate import evaluate_retrieval
+
+    rng = np.random.default_rng(0)
+    for label in ("normal", "pneumonia"):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8)).save(tmp_path / label / f"{i}.png")
+    source = ClassFolders(tmp_path)
+    reads = []
+    original = ClassFolders.image
+    monkeypatch.setattr(ClassFolders, "image", lambda self, i: reads.append(i) or original(self, i))
+    chooser = caption_chooser({"bank": "pediatric_chest_xray"}, seed=0)
+    metrics = evaluate_retrieval(tiny_model, source, chooser=chooser, batch_size=4, autocast=nullcontext)
+    assert sorted(reads) == list(range(6))
+    assert metrics["n_images"] == 6 and 0 <= metrics["image_retrieval_recall@10"] <= 1

@@ -156,8 +156,6 @@ def shards(
         raise typer.Exit(1)
 
 
-
-
 @app.command()
 def export(
     source: Annotated[str, typer.Argument(help="Anything --model accepts, e.g. a training checkpoint folder.")],

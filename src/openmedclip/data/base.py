@@ -30,6 +30,16 @@ class Sample:
     meta: dict = field(default_factory=dict)
 
 
+@dataclass
+class SampleText:
+    """An item's text side, without reading its image: what captioning needs."""
+
+    captions: list[str]
+    labels: list[str]
+    key: str
+    meta: dict = field(default_factory=dict)
+
+
 class DataSource(ABC):
     """A sized, indexable collection of `Sample` items with torchxrayvision-like tables.
 
@@ -74,6 +84,10 @@ class DataSource(ABC):
             raise IndexError(f"{self.name}: index {i} out of range for {n} items")
         i %= n
         return Sample(self.image(i), self.captions(i), self.label_list(i), self.keys[i], dict(self.metadata[i]))
+
+    def sample_text(self, i: int) -> SampleText:
+        """Row `i`'s captions, label names, key and metadata; its image is not read."""
+        return SampleText(self.captions(i), self.label_list(i), self.keys[i], dict(self.metadata[i]))
 
     def __iter__(self) -> Iterator[Sample]:
         """All readable samples in order; unreadable ones are added to `skipped` and logged."""

@@ -49,7 +49,7 @@ class CaptionSampler:
         self.seed = seed
         self.normal_class = bank.resolve(normal_class) if normal_class else _find_normal(bank)
 
-    def caption(self, class_name: str, sample_index: int, epoch: int = 0) -> str:
+    def caption(self, class_name: str, sample_index: int | str, epoch: int = 0) -> str:
         """The caption of sample `sample_index` with class `class_name` (name or alias) at `epoch`."""
         name = self.bank.resolve(class_name)
         sentences = self.bank.classes[name]
@@ -58,7 +58,7 @@ class CaptionSampler:
         random.Random(f"{self.seed}|{sample_index}|{name}|{cycle}").shuffle(order)
         return sentences[order[position]]
 
-    def caption_for_labels(self, labels: Sequence[str], sample_index: int, epoch: int = 0) -> str:
+    def caption_for_labels(self, labels: Sequence[str], sample_index: int | str, epoch: int = 0) -> str:
         """A sentence per finding, shuffled per epoch; a normal-class sentence when `labels` is empty."""
         names = list(dict.fromkeys(self.bank.resolve(label) for label in labels))
         if not names:

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from openmedclip.models.protocol import ClipModel
 
 
-
 @dataclass(frozen=True)
 class ItemError:
     """One input that could not be encoded, and why."""

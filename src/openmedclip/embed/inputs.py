@@ -42,14 +42,15 @@ def from_pil(image: Image.Image, name: str = "<PIL.Image>") -> MedicalImage:
     return MedicalImage(pixels, name, photometric="MONOCHROME2" if grey else "RGB", meta=meta)
 
 
-def check_pixels(image: MedicalImage) -> MedicalImage:
-    """Raise ``ImageReadError`` naming the image unless its pixels are a finite 2-D grey or 3-channel array."""
+def check_pixels(image: MedicalImage, *, finite: bool = True) -> MedicalImage:
+    """Raise ``ImageReadError`` naming the image unless its pixels are a 2-D grey or 3-channel numeric array and,
+    with ``finite``, hold no NaN or infinity (readers check that already; images built by hand are checked)."""
     pixels = image.pixels
     if not isinstance(pixels, np.ndarray) or not np.issubdtype(pixels.dtype, np.number):
         raise ImageReadError(image.path, f"pixels must be a numeric array, got {type(pixels).__name__}")
     if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)) or 0 in pixels.shape:
         raise ImageReadError(image.path, f"pixels must have shape (H, W) or (H, W, 3), got {pixels.shape}")
-    if not np.isfinite(pixels).all():
+    if finite and not np.isfinite(pixels).all():
         raise ImageReadError(image.path, "pixels contain NaN or infinite values")
     return image
 
@@ -84,7 +85,7 @@ class ItemReader:
     def read(self, index: int) -> MedicalImage:
         """Item ``index`` as a checked ``MedicalImage``."""
         if self.source is not None:
-            return check_pixels(self.source.image(self._row(index)))
+            return check_pixels(self.source.image(self._row(index)), finite=False)
         item = self.items[self._row(index)]
         if isinstance(item, MedicalImage):
             return check_pixels(item)

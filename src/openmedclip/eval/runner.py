@@ -44,7 +44,6 @@ DATA_ENV = "OPENMEDCLIP_DATA"
 """Environment variable naming the data root when ``--data-root`` is not given."""
 
 
-
 @dataclass
 class EvalOptions:
     """How to run a suite; the defaults match the ``openmedclip eval`` command."""

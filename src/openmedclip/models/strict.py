@@ -21,11 +21,15 @@ def load_strict(
 ) -> None:
     """Copy ``state`` into ``model``; raise ``ModelLoadError`` listing missing, unexpected or misshapen keys.
 
-    ``tolerated`` names exactly the keys that may be in only one of the two (a family's known-harmless buffers).
+    Keys naming the model's own non-persistent buffers (recomputed on build: e.g. a BERT tower's
+    ``embeddings.position_ids`` saved by older transformers, or an ``attn_mask`` that TorchScript saves) are
+    dropped. ``tolerated`` names exactly the other keys that may be in only one of the two (a family's
+    known-harmless buffers).
     """
     expected = model.state_dict()
+    recomputed = {key for key, _ in model.named_buffers()} - set(expected)
     missing = [key for key in expected if key not in state and key not in tolerated]
-    unexpected = [key for key in state if key not in expected and key not in tolerated]
+    unexpected = [key for key in state if key not in expected and key not in tolerated | recomputed]
     misshapen = [
         f"{key} {tuple(value.shape)} vs model {tuple(expected[key].shape)}"
         for key, value in state.items()

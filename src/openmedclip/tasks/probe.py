@@ -351,8 +351,6 @@ def probe_record(inputs: TaskInputs) -> TaskRecord:
     return TaskRecord(PROBE.benchmark_name, len(test_targets), metrics, ci, result.to_dict(), plots, extra)
 
 
-
-
 PROBE = register_task(
     TaskSpec(
         name="probe",

@@ -83,15 +83,13 @@ class TaskSpec:
     """Metrics shown in the report tables (a table per metric that some result has)."""
     plots: tuple[str, ...] = ()
     """Plot kinds drawn from its records: ``roc``, ``confusion``, ``kshot``."""
-    short_name: str = ""
-    """Name in plot file names (default: ``name``)."""
 
 
 _TASKS: dict[str, TaskSpec] = {}
 
 
 def register_task(spec: TaskSpec) -> TaskSpec:
-    """Add a task (its name and CLIP_benchmark name must be new)."""
+    """Add a task, or replace the one of the same name."""
     unknown = spec.needs - NEEDS
     if unknown:
         raise ValueError(f"task {spec.name!r}: unknown data needs {sorted(unknown)} (known: {sorted(NEEDS)})")

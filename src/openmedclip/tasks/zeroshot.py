@@ -302,8 +302,6 @@ def zeroshot_record(inputs: TaskInputs) -> TaskRecord:
     return TaskRecord(ZEROSHOT.benchmark_name, len(targets), metrics, ci, details, plots)
 
 
-
-
 ZEROSHOT = register_task(
     TaskSpec(
         name="zeroshot",

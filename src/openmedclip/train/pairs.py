@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from openmedclip.data import DataSource, Sample
+from openmedclip.data.base import SampleText
 from openmedclip.data.captions import CaptionSampler, caption_from_fields
 from openmedclip.data.mixing import MixedSource
 from openmedclip.data.streaming import StreamItem
@@ -44,7 +45,7 @@ class CaptionChooser:
         self.from_fields = from_fields
         self.max_qa = max_qa
 
-    def __call__(self, sample: Sample, sample_id: SampleId, epoch: int) -> str:
+    def __call__(self, sample: Sample | SampleText, sample_id: SampleId, epoch: int) -> str:
         rng = random.Random(f"{self.seed}|{sample_id}|{epoch}|caption")
         if sample.captions:
             return sample.captions[rng.randrange(len(sample.captions))]
@@ -57,7 +58,7 @@ class CaptionChooser:
                 f"sample {sample.key!r} has no caption; set 'captions: {{bank: ...}}' in the recipe (or on its "
                 "dataset) to caption its labels"
             )
-        return self.bank.caption_for_labels(sample.labels, sample_id, epoch)  # type: ignore[arg-type]
+        return self.bank.caption_for_labels(sample.labels, sample_id, epoch)
 
 
 def random_crop(image: MedicalImage, rng: random.Random) -> MedicalImage:

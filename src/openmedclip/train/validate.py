@@ -43,7 +43,7 @@ def evaluate_retrieval(
         encoded = encode_images(loaded, source, batch_size=batch_size, num_workers=num_workers, autocast=autocast)
         texts, owners = [], []
         for position, row in enumerate(encoded.indices):
-            sample_captions = source.captions(row) or [chooser(source[row], row, 0)]
+            sample_captions = source.captions(row) or [chooser(source.sample_text(row), row, 0)]
             texts += sample_captions
             owners += [position] * len(sample_captions)
         text_features = encode_texts(loaded, texts, batch_size=batch_size, autocast=autocast)

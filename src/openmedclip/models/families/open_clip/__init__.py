@@ -43,8 +43,9 @@ class OpenClipFamily(ModelFamily):
     config_type: ClassVar[type] = OpenClipConfig
     tolerated_keys: ClassVar[frozenset[str]] = frozenset(
         {
-            # Non-persistent buffers of Hugging Face BERT-style text towers in recent transformers versions,
-            # saved in checkpoints written with older ones (BiomedCLIP's among them). Recomputed on build.
+            # Buffers of Hugging Face BERT-style text towers, saved in checkpoints written with older transformers
+            # (BiomedCLIP's among them); recomputed on build. Versions that keep them as non-persistent buffers are
+            # covered by the strict loader already; these names also cover versions without the buffers.
             "text.transformer.embeddings.position_ids",
             "text.transformer.embeddings.token_type_ids",
         }
@@ -100,16 +101,13 @@ class OpenClipFamily(ModelFamily):
         return build_model(resolved.config.model_cfg, folder=resolved.folder, name=name)
 
     def convert_state_dict(self, state: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
-        """Known, lossless conversions: OpenAI's TorchScript scalar entries and the model's own non-persistent
-        buffers (e.g. ``attn_mask``, which TorchScript saves) dropped, pre-2.0 open_clip text keys renamed, scalar
-        vs 1-element ``logit_scale`` reshaped. Partly-fp16 weights are cast when copied."""
+        """Known, lossless conversions: OpenAI's TorchScript scalar entries dropped, pre-2.0 open_clip text keys
+        renamed, scalar vs 1-element ``logit_scale`` reshaped. Partly-fp16 weights are cast when copied."""
         import torch
         from open_clip.model import convert_to_custom_text_state_dict
 
         expected = model.state_dict()
-        recomputed = {name for name, _ in model.named_buffers()} - set(expected)
-        dropped = OPENAI_SCALARS | recomputed
-        state = {key: value for key, value in state.items() if key in expected or key not in dropped}
+        state = {key: value for key, value in state.items() if key in expected or key not in OPENAI_SCALARS}
         if "positional_embedding" in state and not hasattr(model, "positional_embedding"):
             state = convert_to_custom_text_state_dict(state)
         for key in ("logit_scale", "logit_bias"):
