@@ -25,6 +25,9 @@ class ChexzeroFamily(OpenClipFamily):
 
     name: ClassVar[str] = "chexzero"
 
+    def architectures(self) -> list[str]:
+        return []  # plain architecture names belong to the open_clip family
+
     def recognises(self, path: Any) -> bool:
         return False  # reached through its registry name; a plain folder is read by the open_clip family
 
