@@ -49,10 +49,12 @@ def package_path(reference: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations))) / relative
 
 
-def cached_snapshot(repo_id: str) -> Path | None:
-    """The cached snapshot folder of ``repo_id`` (the revision ``refs/main`` points to), if any."""
+def cached_snapshot(repo_id: str, *, revision: str | None = None, repo_type: str = "model") -> Path | None:
+    """The cached snapshot folder of ``repo_id`` at ``revision`` (default: what ``refs/main`` points to), if any."""
     try:
-        return Path(snapshot_download(repo_id, cache_dir=str(hf_cache_dir()), local_files_only=True))
+        return Path(snapshot_download(
+            repo_id, cache_dir=str(hf_cache_dir()), local_files_only=True, revision=revision, repo_type=repo_type
+        ))
     except (LocalEntryNotFoundError, HFValidationError, OSError, ValueError):
         return None
 

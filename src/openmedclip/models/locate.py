@@ -29,9 +29,10 @@ def registry_folder(entry: RegistryEntry) -> Path:
         folder = Path(root).expanduser() / entry.name
         if folder.is_dir():
             return folder
-    snapshot = cached_snapshot(entry.hf_repo)
-    if snapshot is not None:
-        return snapshot
+    if entry.hf_repo:
+        snapshot = cached_snapshot(entry.hf_repo, revision=entry.revision, repo_type=entry.repo_type)
+        if snapshot is not None:
+            return snapshot
     raise ModelLoadError(entry.name, "no local copy found. " + download_hint(entry))
 
 

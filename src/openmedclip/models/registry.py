@@ -12,8 +12,9 @@ cache of ``hf_repo``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,23 @@ class RegistryEntry:
     """The licence of the weights (shown with the model; e.g. ``CC BY-NC 4.0``: non-commercial use only)."""
     download_url: str = ""
     """Where to download it when it is not on the Hugging Face hub."""
+    revision: str | None = None
+    """The hub revision (branch, tag or commit) its files are published at; None: the default branch."""
+    repo_type: Literal["model", "dataset"] = "model"
+    """Hub repository type (some checkpoints are published in dataset repositories)."""
+    files: tuple[str, ...] = ()
+    """The files (glob patterns) of ``hf_repo`` it needs; empty: the whole repository."""
+    checksums: Mapping[str, str] = field(default_factory=dict)
+    """Published checksums by file name, ``'md5:<hex>'`` or ``'sha256:<hex>'``, checked after a download."""
 
     @property
     def url(self) -> str:
         """Where to download it."""
-        return self.download_url or f"https://huggingface.co/{self.hf_repo}"
+        if self.download_url:
+            return self.download_url
+        kind = "datasets/" if self.repo_type == "dataset" else ""
+        tree = f"/tree/{self.revision}" if self.revision else ""
+        return f"https://huggingface.co/{kind}{self.hf_repo}{tree}"
 
 
 REGISTRY: dict[str, RegistryEntry] = {}

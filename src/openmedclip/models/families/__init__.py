@@ -5,7 +5,10 @@ from __future__ import annotations
 import functools
 from importlib import import_module
 
-BUILTIN_FAMILIES = ("openmedclip.models.families.open_clip", "openmedclip.models.families.chexzero")
+BUILTIN_FAMILIES = tuple(
+    f"openmedclip.models.families.{name}"
+    for name in ("open_clip", "chexzero", "pmc_clip", "medclip", "biovil", "gloria")
+)
 
 
 @functools.cache

@@ -1,0 +1,1 @@
+"""The biovil model family."""

@@ -1,0 +1,1 @@
+"""The gloria model family."""

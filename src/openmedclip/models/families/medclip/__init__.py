@@ -1,0 +1,1 @@
+"""The medclip model family."""

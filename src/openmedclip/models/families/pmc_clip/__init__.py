@@ -1,0 +1,1 @@
+"""The pmc_clip model family."""
