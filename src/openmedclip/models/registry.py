@@ -33,6 +33,8 @@ class RegistryEntry:
     """Other hub repositories whose files it needs when they are not in its folder."""
     bundled: str | None = None
     """``package:<python package>/<folder>`` for models shipped inside an installed package (no download)."""
+    prompts: str = ""
+    """The recommended prompts: a template-set or sentence-bank name (see :mod:`openmedclip.prompts`), '' for none."""
     licence: str = ""
     """The licence of the weights (shown with the model; e.g. ``CC BY-NC 4.0``: non-commercial use only)."""
     download_url: str = ""
