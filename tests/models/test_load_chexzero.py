@@ -94,3 +94,52 @@ def test_missing_checkpoint_says_where_to_get_it(monkeypatch, tmp_path):
 def test_save_is_refused_because_the_hub_format_cannot_hold_its_preprocessing(chexzero, tmp_path):
     with pytest.raises(ModelLoadError, match="preprocessing"):
         save_model(load_model("chexzero", device="cpu"), tmp_path / "out")
+
+
+@pytest.fixture()
+def chexzero_ensemble(chexzero, tmp_path):
+    """The `chexzero` folder holding three checkpoints of different weights (CheXzero publishes ten)."""
+    folder = tmp_path / "zoo" / "chexzero"
+    for seed in (5, 6):
+        torch.manual_seed(seed)
+        member = open_clip.model.CLIP(**tiny_openclip_config()["model_cfg"], quick_gelu=True)
+        torch.save(member.state_dict(), folder / f"best_{seed}.pt")
+    return sorted(folder.iterdir())
+
+
+def _cxrs(n: int) -> list[MedicalImage]:
+    rng = np.random.default_rng(2)
+    return [MedicalImage(rng.uniform(0, 255, (70, 60)).astype(np.float32), f"cxr{i}", meta={"bit_depth": 8})
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("multilabel", [True, False])
+def test_a_folder_of_checkpoints_averages_the_members_probabilities(chexzero_ensemble, multilabel):
+    ensemble = load_model("chexzero", device="cpu")
+    assert ensemble.spec.format == "chexzero-ensemble" and ensemble.ensemble_size == 3
+    labels = ["Pleural Effusion", "Cardiomegaly"] if multilabel else ["effusion", "edema", "normal lungs"]
+    images = _cxrs(4)
+    averaged = zero_shot(ensemble, images, labels, multilabel=multilabel, num_workers=0).probabilities
+    members = [zero_shot(load_model("chexzero", device="cpu", checkpoint=path), images, labels,
+                         multilabel=multilabel, num_workers=0).probabilities for path in chexzero_ensemble]
+    assert np.allclose(averaged, np.mean(members, axis=0), atol=1e-6)
+    assert not np.allclose(members[0], members[1], atol=1e-3)  # the members differ, so the average means something
+
+
+def test_ensemble_features_give_the_members_mean_cosine(chexzero_ensemble):
+    ensemble = load_model("chexzero", device="cpu", checkpoint=chexzero_ensemble[0].parent)
+    images, texts = _cxrs(2), ["pleural effusion", "no pleural effusion", "cardiomegaly"]
+    joined = encode_images(ensemble, images, num_workers=0).features @ encode_texts(ensemble, texts).T
+    cosines = []
+    for path in chexzero_ensemble:
+        member = load_model("chexzero", device="cpu", checkpoint=path)
+        cosines.append(encode_images(member, images, num_workers=0).features @ encode_texts(member, texts).T)
+    assert torch.allclose(joined, torch.stack(cosines).mean(dim=0), atol=1e-6)
+
+
+def test_one_bad_member_is_named(chexzero_ensemble):
+    state = torch.load(chexzero_ensemble[1], weights_only=True)
+    state.pop("text_projection")
+    torch.save(state, chexzero_ensemble[1])
+    with pytest.raises(ModelLoadError, match=r"best_6\.pt.*text_projection"):
+        load_model("chexzero", device="cpu")

@@ -70,6 +70,11 @@ class LoadedModel:
         return self.family.zero_shot_scale(self.model)
 
     @property
+    def ensemble_size(self) -> int:
+        """How many members' features its features join (see :mod:`openmedclip.models.ensemble`); 1 for one model."""
+        return int(getattr(self.model, "ensemble_size", 1))
+
+    @property
     def logit_bias(self) -> float | None:
         """The learned logit bias of SigLIP-style models, else None."""
         bias = getattr(self.model, "logit_bias", None)

@@ -23,6 +23,7 @@ from ..embed import EncodedImages, ImageItem, ItemError, encode_images, encode_t
 from ..errors import InvalidInputError
 from ..metrics import multiclass_metrics, multilabel_metrics
 from ..metrics.results import json_float
+from ..models.ensemble import member_similarities, normalize_members
 from ..models.loaded import LoadedModel
 from ..prompts import (
     SentenceBank,
@@ -177,12 +178,13 @@ def label_pairs(
 
 
 def text_classifier(loaded: LoadedModel, prompts: Mapping[str, Sequence[str]]) -> torch.Tensor:
-    """``[C, D]`` class embeddings: the re-normalised mean of each class's normalised sentence embeddings."""
+    """``[C, D]`` class embeddings: the re-normalised mean of each class's normalised sentence embeddings (per
+    member, for an ensemble)."""
     sentences = [sentence for group in prompts.values() for sentence in group]
     features = encode_texts(loaded, sentences)
     sizes = [len(group) for group in prompts.values()]
     means = torch.stack([chunk.mean(dim=0) for chunk in torch.split(features, sizes)])
-    return torch.nn.functional.normalize(means, dim=-1)
+    return normalize_members(means, loaded.ensemble_size)
 
 
 def _image_features(
@@ -195,11 +197,11 @@ def _image_features(
     return encode_images(loaded, images, **encode_options)
 
 
-def _similarity(encoded: EncodedImages, text_features: torch.Tensor) -> torch.Tensor:
-    """``[N, C]`` image–text dot products; ``[0, C]`` when no image could be read."""
+def _similarity(encoded: EncodedImages, text_features: torch.Tensor, members: int) -> torch.Tensor:
+    """``[members, N, C]`` image–text similarities per ensemble member; ``N`` is 0 when no image could be read."""
     if not encoded.indices:
-        return torch.empty(0, text_features.shape[0])
-    return encoded.features @ text_features.T
+        return torch.empty(members, 0, text_features.shape[0])
+    return member_similarities(encoded.features, text_features, members)
 
 
 def zero_shot(
@@ -237,7 +239,8 @@ def zero_shot(
         positive = text_classifier(model, {label: pos for label, (pos, _) in prompt_pairs.items()})
         negative = text_classifier(model, {label: neg for label, (_, neg) in prompt_pairs.items()})
         encoded = _image_features(model, images, **encode_options)
-        probabilities = torch.sigmoid(scale * _similarity(encoded, positive - negative))
+        similarity = _similarity(encoded, positive - negative, model.ensemble_size)
+        probabilities = torch.sigmoid(scale * similarity).mean(dim=0)
         prompts: dict[str, Any] = {label: {"positive": p, "negative": n} for label, (p, n) in prompt_pairs.items()}
     else:
         if bank is None and templates is None and not isinstance(labels, Mapping):
@@ -247,7 +250,8 @@ def zero_shot(
         prompts = class_prompts(labels, templates, bank)
         classifier = text_classifier(model, prompts)
         encoded = _image_features(model, images, **encode_options)
-        probabilities = torch.softmax(scale * _similarity(encoded, classifier), dim=-1)
+        similarity = _similarity(encoded, classifier, model.ensemble_size)
+        probabilities = torch.softmax(scale * similarity, dim=-1).mean(dim=0)
     return ZeroShotResult(
         mode="multilabel" if multilabel else "multiclass",
         labels=list(prompts),
