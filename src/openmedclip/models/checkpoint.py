@@ -93,6 +93,8 @@ def _refusal_reason(error: pickle.UnpicklingError) -> str:
     for line in str(error).splitlines():
         if "WeightsUnpickler error:" in line:
             return line.split("WeightsUnpickler error:", 1)[1].split(". ")[0].strip()
+        if "GLOBAL" in line:  # a global of a blocked module (os, subprocess, builtins.exec, ...)
+            return line.strip().rstrip(".").replace("Trying to load unsupported GLOBAL", "unsupported global")
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
