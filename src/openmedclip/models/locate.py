@@ -37,16 +37,24 @@ def registry_folder(entry: RegistryEntry) -> Path:
 
 
 def download_hint(entry: RegistryEntry) -> str:
-    """Where to download ``entry`` and where to put the files."""
+    """How to get ``entry``'s files: ``openmedclip download NAME`` for hub models, or which files to put where."""
     root = os.environ.get(MODELS_ENV)
     where = f"${MODELS_ENV}/{entry.name}/ ({MODELS_ENV} is {root if root else 'not set'})"
+    names = [*entry.files, *(name for name in entry.checksums if name not in entry.files)]
+    files = ", ".join(names) if names else "its files"
     if entry.hf_repo:
+        into = Path(root).expanduser() / entry.name if root else f"the Hugging Face cache {hf_cache_dir()}"
         hint = (
-            f"Download it from {entry.url} (e.g. `hf download {entry.hf_repo}`, which fills the Hugging Face cache "
-            f"{hf_cache_dir()}), or put its files in {where}"
+            f"Download it with `openmedclip download {entry.name}` (into {into}), or by hand: get {files} from "
+            f"{entry.url} and put them in {where}"
         )
     else:
-        hint = f"Download it from {entry.url} and put its files in {where}"
+        hint = f"Download {files} from {entry.url} and put them in {where}"
     for repo in entry.needs:
-        hint += f"; it also needs files from {hub_url(repo)} in that folder or in the cache"
+        hint += (
+            f"; it also needs the config and tokenizer files of {hub_url(repo)} in that folder (or its subfolder "
+            f"{repo}/) or in the Hugging Face cache"
+        )
+    if entry.needs and not entry.hf_repo:
+        hint += f" (`openmedclip download {entry.name}` fetches those)"
     return hint
