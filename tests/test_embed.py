@@ -51,6 +51,18 @@ def test_bad_items_are_reported_and_skipped_without_losing_good_ones(tiny_model,
     assert torch.allclose(encoded.features, _reference_image_features(tiny_model, good[:3]), atol=1e-5)
 
 
+def test_a_custom_encode_function_gets_the_same_batching_and_skipping(tiny_model, image_folder):
+    good = sorted(image_folder.rglob("*.png"))[:3]
+    missing = image_folder / "missing.png"
+    patches = encode_images(tiny_model, [good[0], missing, good[1], good[2]], batch_size=2, num_workers=0,
+                            encode=lambda pixels: tiny_model.family.patch_features(tiny_model.model, pixels))
+    assert patches.indices == [0, 2, 3] and [e.index for e in patches.errors] == [1]
+    pixels = torch.stack([tiny_model.preprocess(Image.open(p).convert("RGB")) for p in good])
+    with torch.no_grad():
+        expected = tiny_model.family.patch_features(tiny_model.model, pixels)
+    assert patches.features.shape == expected.shape and torch.allclose(patches.features, expected, atol=1e-5)
+
+
 def test_pil_images_are_accepted(tiny_model):
     image = Image.fromarray(np.full((30, 30), 128, dtype=np.uint8))  # greyscale: converted to RGB
     encoded = encode_images(tiny_model, [image])

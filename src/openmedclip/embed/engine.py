@@ -105,13 +105,15 @@ def encode_images(
     read_options: dict[str, Any] | None = None,
     autocast: Callable[[], AbstractContextManager] | None = None,
     progress: bool = False,
+    encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> EncodedImages:
     """Encode images in batches; items with bad content are listed in ``errors`` and skipped.
 
     ``items`` is a sequence of paths / ``MedicalImage`` / PIL images, or a data source (``rows`` picks its rows,
     default all). ``read_options`` go to ``read_image`` for paths (window, frame, slice). ``autocast`` gives the
     mixed-precision context of the forward passes (training validation); by default inputs are cast to the
-    model's dtype.
+    model's dtype. ``encode`` replaces the L2-normalised pooled features by another per-batch function of the
+    pixels (e.g. a family's patch or local features); its output is returned as float32 on the CPU.
     """
     reader = ItemReader(items, rows, read_options)
     workers = default_num_workers(len(reader), batch_size) if num_workers is None else num_workers
@@ -125,6 +127,7 @@ def encode_images(
     )
     context = autocast or nullcontext
     model = cast("ClipModel", loaded.model)
+    features_of = encode or (lambda pixels: normalise(model.encode_image(pixels)))
     chunks: list[torch.Tensor] = []
     indices: list[int] = []
     errors: list[ItemError] = []
@@ -134,11 +137,10 @@ def encode_images(
             if pixels is not None:
                 pixels = pixels.to(loaded.device, dtype=loaded.dtype, non_blocking=True)
                 with context():
-                    chunks.append(normalise(model.encode_image(pixels)))
+                    chunks.append(features_of(pixels).float().cpu())
                 indices.extend(batch_indices)
             advance(len(batch_indices) + len(failed))
-    dim = chunks[0].shape[1] if chunks else 0
-    features = torch.cat(chunks) if chunks else torch.empty(0, dim)
+    features = torch.cat(chunks) if chunks else torch.empty(0, 0)
     return EncodedImages(features, indices, [reader.name(i) for i in indices], errors)
 
 
