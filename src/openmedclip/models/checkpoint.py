@@ -39,7 +39,7 @@ def read_state_dict(path: Path, model: str) -> dict[str, torch.Tensor]:
     if suffix == ".safetensors":
         raw = _read_safetensors(path, model)
     elif suffix in PICKLE_SUFFIXES:
-        raw = _read_pickle(path, model)
+        raw = read_pickle(path, model)
     else:
         raise ModelLoadError(
             model, f"{path}: unsupported checkpoint type '{suffix}' (use one of {', '.join(CHECKPOINT_SUFFIXES)})"
@@ -57,7 +57,8 @@ def _read_safetensors(path: Path, model: str) -> dict[str, torch.Tensor]:
         raise ModelLoadError(model, f"{path}: not a readable safetensors file ({error})") from None
 
 
-def _read_pickle(path: Path, model: str) -> object:
+def read_pickle(path: Path, model: str) -> object:
+    """The object in a pickled checkpoint, read safely (TorchScript by its reader, else weights-only + numpy)."""
     if is_torchscript(path):
         try:
             return read_torchscript_state_dict(path)
