@@ -9,10 +9,9 @@ compared by cosine similarity without a temperature. Heavy libraries are importe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from openmedclip.models.families.biovil.config import (
-    IMAGE_FILES,
     TEXT_FILES,
     BiovilConfig,
     BiovilEntry,
@@ -23,6 +22,8 @@ from openmedclip.models.registry import RegistryEntry, register_model
 
 if TYPE_CHECKING:
     import torch
+
+VARIANTS: tuple[Literal["biovil", "biovil-t"], ...] = ("biovil", "biovil-t")
 
 TEXT_TOLERATED = frozenset({"bert.embeddings.position_ids", "bert.embeddings.token_type_ids"})
 """Buffers that CXR-BERT files written with transformers < 4.31 carry (recomputed on build)."""
@@ -66,7 +67,7 @@ class BiovilFamily(ModelFamily):
                 "biovil-arch",
                 None,
             )
-            for variant in IMAGE_FILES
+            for variant in VARIANTS
         ]
 
     def resolve(
@@ -94,16 +95,18 @@ class BiovilFamily(ModelFamily):
     def load_weights(self, model: torch.nn.Module, resolved: Resolved, *, name: str) -> None:
         from openmedclip.models.checkpoint import read_state_dict
         from openmedclip.models.families.biovil.locate import FOLDER_FORMAT, text_weights
+        from openmedclip.models.families.biovil.model import BiovilModel
         from openmedclip.models.families.biovil.text import untie_check
         from openmedclip.models.strict import load_strict
 
         if resolved.weights is None:
             return
         if resolved.format == FOLDER_FORMAT and resolved.folder is not None:
-            load_strict(model.image, read_state_dict(resolved.weights, name), name=name, source=resolved.weights)
+            towers = cast(BiovilModel, model)
+            load_strict(towers.image, read_state_dict(resolved.weights, name), name=name, source=resolved.weights)
             text_file = text_weights(resolved.folder, name)
             state = untie_check(read_state_dict(text_file, name), "", name)
-            load_strict(model.text, state, name=name, source=text_file, tolerated=TEXT_TOLERATED)
+            load_strict(towers.text, state, name=name, source=text_file, tolerated=TEXT_TOLERATED)
             return
         state = untie_check(read_state_dict(resolved.weights, name), "text.", name)
         load_strict(model, state, name=name, source=resolved.weights, tolerated=self.tolerated_keys)
