@@ -75,7 +75,7 @@ def test_registry_entries_name_the_published_files():
     assert biovil_t.checksums == {IMAGE_FILE_T: "md5:a83080e2f23aa584a4f2b24c39b1bb64"}
     for entry in (biovil, biovil_t):
         assert not any(name.endswith(".py") for name in entry.files) and "pytorch_model.bin" in entry.files
-        assert entry.prompts == "chest_xray" and entry.config.image.joint_dim == 128
+        assert entry.prompts == "radiology_findings" and entry.config.image.joint_dim == 128
     assert biovil.config.image.crop == 480 and biovil_t.config.image.crop == 448
 
 

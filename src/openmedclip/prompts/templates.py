@@ -21,6 +21,12 @@ TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
         "frontal chest X-ray demonstrating {}.",
         "{} on chest X-ray.",
     ),
+    "radiology_findings": (  # BioViL's zero-shot test prompts
+        "Findings consistent with {}",
+        "Findings suggesting {}",
+        "This opacity can represent {}",
+        "Findings are most compatible with {}",
+    ),
     "ct": ("a CT scan showing {}.", "an axial CT image of {}.", "computed tomography demonstrating {}."),
     "mri": ("an MRI scan showing {}.", "a magnetic resonance image of {}.", "MR imaging demonstrating {}."),
     "ultrasound": ("an ultrasound image showing {}.", "a sonographic image of {}."),

@@ -149,7 +149,7 @@ def _entry(name: str, repo: str, revision: str, image: ImageSettings, descriptio
         hf_repo=repo,
         description=description,
         config=settings,
-        prompts="chest_xray",
+        prompts="radiology_findings",
         licence="MIT",
         revision=revision,
         files=(settings.image_file, *TEXT_FILES, "pytorch_model.bin"),

@@ -145,6 +145,7 @@ register_model(
         hf_repo="",
         description="CheXzero: ViT-B/32 CLIP fine-tuned on MIMIC-CXR images and report impressions",
         config=OpenClipEntry(architecture="ViT-B-32", model_overrides={"quick_gelu": True}),
+        prompts="single",
         licence="MIT code; weights trained on MIMIC-CXR (PhysioNet credentialed data)",
         download_url="https://github.com/rajpurkarlab/CheXzero (Google Drive folder linked from its README)",
     ),
