@@ -115,3 +115,18 @@ def test_geometry_maps_model_pixels_onto_the_source(source_size, resize_mode):
         mapped = geometry.to_source(crossing, 0)[0] if axis == 0 else geometry.to_source(0, crossing)[1]
         scale = source_size[axis] / geometry.resized_size[axis]
         assert abs(mapped - edge) <= 1.5 * scale + 1, (axis, mapped, edge)
+
+
+@pytest.mark.parametrize(("family", "example"), EXAMPLES, ids=lambda x: getattr(x, "architecture", ""))
+def test_a_saved_model_loads_back_with_the_same_outputs(family, example, tmp_path):
+    """What fine-tuning writes (``save_model``) is read back by ``load_model(folder)`` in the same family."""
+    from openmedclip.models import load_model, save_model
+
+    loaded = _loaded(family, example, seed=3)
+    folder = save_model(loaded, tmp_path / "saved")
+    again = load_model(folder, device="cpu")
+    assert again.spec.family == family.name
+    images, texts = _images(), ["a chest x-ray", "a head ct"]
+    assert torch.equal(encode_images(again, images, num_workers=0).features,
+                       encode_images(loaded, images, num_workers=0).features)
+    assert torch.equal(encode_texts(again, texts), encode_texts(loaded, texts))

@@ -91,8 +91,20 @@ def test_missing_checkpoint_says_where_to_get_it(monkeypatch, tmp_path):
     assert "github.com/rajpurkarlab/CheXzero" in str(error.value) and "hf download" not in str(error.value)
 
 
-def test_save_is_refused_because_the_hub_format_cannot_hold_its_preprocessing(chexzero, tmp_path):
-    with pytest.raises(ModelLoadError, match="preprocessing"):
+def test_a_saved_chexzero_model_keeps_its_preprocessing_and_scoring(chexzero, tmp_path):
+    loaded = load_model("chexzero", device="cpu")
+    folder = save_model(loaded, tmp_path / "fine-tuned")
+    assert not (folder / "open_clip_config.json").exists()  # the hub format cannot record its preprocessing
+    again = load_model(folder, device="cpu")
+    assert again.spec.family == "chexzero" and type(again.preprocess) is type(loaded.preprocess)
+    assert again.zero_shot_scale == 1.0
+    images = _cxrs(2)
+    assert torch.equal(encode_images(again, images, num_workers=0).features,
+                       encode_images(loaded, images, num_workers=0).features)
+
+
+def test_an_ensemble_is_not_saved_as_one_folder(chexzero_ensemble, tmp_path):
+    with pytest.raises(ModelLoadError, match="save one member"):
         save_model(load_model("chexzero", device="cpu"), tmp_path / "out")
 
 

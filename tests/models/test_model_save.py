@@ -52,16 +52,23 @@ def test_bf16_model_saves_and_reloads_in_fp32(tiny_model_dir, tmp_path):
         assert torch.equal(reloaded.model.state_dict()[key], value.to(reloaded.model.state_dict()[key].dtype))
 
 
-def test_family_without_a_save_format_refuses_to_save(tiny_model_dir, tmp_path, monkeypatch):
-    class Unsaveable(OpenClipFamily):
-        name = "unsaveable"
+def test_a_family_without_its_own_format_saves_openmedclip_folders(tiny_model_dir, tmp_path, monkeypatch):
+    class PlainFamily(OpenClipFamily):
+        name = "plain"
 
         def save(self, loaded, folder, **options):
             return ModelFamily.save(self, loaded, folder, **options)
 
-    monkeypatch.setitem(FAMILIES, Unsaveable.name, Unsaveable())
+    monkeypatch.setitem(FAMILIES, PlainFamily.name, PlainFamily())
     loaded = load_model(tiny_model_dir, device="cpu")
-    loaded.spec = dataclasses.replace(loaded.spec, family="unsaveable")
-    with pytest.raises(ModelLoadError, match="unsaveable family cannot be saved"):
-        save_model(loaded, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    loaded.spec = dataclasses.replace(loaded.spec, family="plain")
+    with pytest.raises(ModelLoadError, match=r"unknown save options for plain models: \['base_weights'\]"):
+        save_model(loaded, tmp_path / "refused", base_weights={})
+    folder = save_model(loaded, tmp_path / "out", dtype=torch.float16)
+    assert sorted(p.name for p in folder.iterdir() if p.suffix in {".json", ".safetensors"})[:2] == [
+        "model.safetensors", "openmedclip_model.json"]
+    again = load_model(folder, device="cpu")
+    assert again.spec.family == "plain" and again.spec.format == "openmedclip-folder"
+    for key, value in loaded.model.state_dict().items():
+        expected = value.half().float() if value.is_floating_point() else value
+        assert torch.equal(again.model.state_dict()[key], expected), key

@@ -132,8 +132,21 @@ class ModelFamily(ABC):
         """The tokenizer and its context length."""
 
     def save(self, loaded: LoadedModel, folder: Path, **options: Any) -> Path:
-        """Write ``loaded`` as a folder that ``load_model`` reads back."""
-        raise ModelLoadError(loaded.spec.name, f"models of the {self.name} family cannot be saved")
+        """Write ``loaded`` as a folder that ``load_model`` reads back: by default openmedclip's own folder
+        (:mod:`openmedclip.models.saved_folder`); ``dtype`` stores floating weights in that type."""
+        from openmedclip.models.saved_folder import save_folder
+
+        unknown = set(options) - {"dtype"}
+        if unknown:
+            raise ModelLoadError(loaded.spec.name, f"unknown save options for {self.name} models: {sorted(unknown)}")
+        return save_folder(self, loaded, folder, dtype=options.get("dtype"))
+
+    def save_files(self, loaded: LoadedModel, folder: Path) -> None:
+        """Write the files a saved folder needs beside its weights: by default the tokenizer's
+        (``save_pretrained``); families whose text tower reads a config file write it too."""
+        save_pretrained = getattr(loaded.tokenizer, "save_pretrained", None)
+        if save_pretrained is not None:
+            save_pretrained(str(folder))
 
     # -- optional capabilities ----------------------------------------------------------------------------
 

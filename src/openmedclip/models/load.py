@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ from openmedclip.errors import InvalidInputError, ModelLoadError
 from openmedclip.models.family import FAMILIES, ModelFamily, get_family
 from openmedclip.models.loaded import LoadedModel, ModelSpec
 from openmedclip.models.registry import registry
+from openmedclip.models.saved_folder import is_saved_folder, load_saved_weights, read_folder
 
 if TYPE_CHECKING:
     import torch
@@ -40,6 +42,7 @@ def load_model(
     - a registry name (see :mod:`openmedclip.models.registry`): pretrained weights found in
       ``$OPENMEDCLIP_MODELS/<name>/`` or the Hugging Face cache, e.g. ``'biomedclip'``, ``'openai/ViT-B-16'``;
     - an architecture name of a family (``'ViT-B-16'``): random weights, or those in ``checkpoint``;
+    - a folder ``save_model`` wrote for a family without a published format (``openmedclip_model.json``);
     - a path a family recognises: for open_clip a hub folder (``open_clip_config.json`` +
       ``open_clip_model.safetensors``), a checkpoint file with an ``open_clip_config.json`` beside it, or an
       architecture file (``*.json`` shaped like ``open_clip_config.json``: random weights except the frozen towers
@@ -60,10 +63,18 @@ def load_model(
     except InvalidInputError as error:
         raise ModelLoadError(name, str(error)) from None
     weights = Path(checkpoint).expanduser() if checkpoint is not None else None
-    family, entry = _family_for(name_or_path)
-    resolved = family.resolve(name_or_path, checkpoint=weights, entry=entry)
-    model = family.build(resolved, name=name)
-    family.load_weights(model, resolved, name=name)
+    path = Path(name_or_path).expanduser()
+    if is_saved_folder(path) and not (isinstance(name_or_path, str) and name_or_path in registry()):
+        family, resolved = read_folder(path)
+        if weights is not None:
+            resolved = dataclasses.replace(resolved, weights=weights)
+        model = family.build(resolved, name=name)
+        load_saved_weights(family, model, resolved, name=name)
+    else:
+        family, entry = _family_for(name_or_path)
+        resolved = family.resolve(name_or_path, checkpoint=weights, entry=entry)
+        model = family.build(resolved, name=name)
+        family.load_weights(model, resolved, name=name)
     preprocess, config = family.preprocess(resolved, model)
     tokenizer, context_length = family.tokenizer(resolved, name=name)
     model.to(device=target, dtype=dtype).eval()

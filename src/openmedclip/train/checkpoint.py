@@ -27,6 +27,7 @@ from openmedclip.errors import InvalidInputError
 from openmedclip.models import LoadedModel, save_model
 from openmedclip.models.checkpoint import read_state_dict
 from openmedclip.models.families.open_clip.hub_folder import find_weights
+from openmedclip.models.saved_folder import is_saved_folder, load_saved_weights, read_folder
 from openmedclip.models.strict import load_strict
 
 LATEST = "latest"
@@ -78,6 +79,9 @@ def latest_checkpoint(root: Path) -> Path | None:
 
 def load_weights(loaded: LoadedModel, folder: Path) -> None:
     """Copy a checkpoint's weights into the model (every key must match, as its family checks)."""
+    if is_saved_folder(folder):
+        load_saved_weights(loaded.family, loaded.model, read_folder(folder)[1], name=str(folder))
+        return
     weights = find_weights(folder, str(folder))
     state = loaded.family.convert_state_dict(read_state_dict(weights, str(folder)), loaded.model)
     load_strict(loaded.model, state, name=str(folder), source=weights, tolerated=loaded.family.tolerated_keys)

@@ -9,7 +9,7 @@ compared by cosine similarity without a temperature. Heavy libraries are importe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, ClassVar, Literal, cast
 
 from openmedclip.models.families.biovil.config import (
     TEXT_FILES,
@@ -44,7 +44,10 @@ class BiovilFamily(ModelFamily):
 
     name: ClassVar[str] = "biovil"
     config_type: ClassVar[type] = BiovilConfig
-    tolerated_keys: ClassVar[frozenset[str]] = frozenset("text." + key for key in TEXT_TOLERATED)
+    tolerated_keys: ClassVar[frozenset[str]] = frozenset(
+        {"logit_scale", *("text." + key for key in TEXT_TOLERATED)}
+    )
+    """The training temperature (not in the published files) and CXR-BERT's stale buffers."""
 
     def recognises(self, path: Path) -> bool:
         from openmedclip.models.families.biovil.locate import image_variant
@@ -133,12 +136,6 @@ class BiovilFamily(ModelFamily):
 
     def zero_shot_scale(self, model: torch.nn.Module) -> float:
         return 1.0
-
-    def save(self, loaded: Any, folder: Path, **options: Any) -> Path:
-        from openmedclip.errors import ModelLoadError
-
-        raise ModelLoadError(loaded.spec.name, "BioViL models are read in their published layout, which holds no "
-                             "preprocessing settings; use the published files as they are")
 
 
 def _entry(name: str, repo: str, revision: str, image: ImageSettings, description: str) -> RegistryEntry:

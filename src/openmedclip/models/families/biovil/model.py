@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -13,7 +15,8 @@ from openmedclip.models.families.biovil.text import TextTower
 class BiovilModel(nn.Module):
     """``image.*`` is hi-ml's ``ImageModel``, ``text.*`` CXR-BERT; both map into one joint space.
 
-    BioViL scores with plain cosine similarity, so ``logit_scale`` is a fixed log-multiplier of 0 (not saved).
+    BioViL scores zero-shot with plain cosine similarity (its family's ``zero_shot_scale`` is 1). ``logit_scale``
+    is the temperature fine-tuning learns: not in the published files, so it starts at CLIP's ``log(1 / 0.07)``.
     """
 
     logit_scale: torch.Tensor
@@ -22,7 +25,7 @@ class BiovilModel(nn.Module):
         super().__init__()
         self.image = ImageTower(config.image)
         self.text = TextTower(config.text)
-        self.register_buffer("logit_scale", torch.zeros(()), persistent=False)
+        self.logit_scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         """Global image embeddings ``[B, D]``: the mean of the projected patch embeddings (not normalised)."""

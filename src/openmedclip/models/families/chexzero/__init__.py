@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from openmedclip.models.families.open_clip import OpenClipFamily
 from openmedclip.models.families.open_clip.config import OpenClipConfig, OpenClipEntry
-from openmedclip.models.family import Preprocess, Resolved, register_family
+from openmedclip.models.family import ModelFamily, Preprocess, Resolved, register_family
 from openmedclip.models.registry import RegistryEntry, register_model
 
 if TYPE_CHECKING:
     import torch
+
+    from openmedclip.models.loaded import LoadedModel
 
 ENSEMBLE_FORMAT = "chexzero-ensemble"
 
@@ -131,11 +133,13 @@ class ChexzeroFamily(OpenClipFamily):
     def zero_shot_scale(self, model: torch.nn.Module) -> float:
         return 1.0
 
-    def save(self, loaded: Any, folder: Any, **options: Any) -> Any:
-        from openmedclip.errors import ModelLoadError
+    def save(self, loaded: LoadedModel, folder: Path, **options: Any) -> Path:
+        """openmedclip's own folder (the open_clip hub format cannot record CheXzero's preprocessing)."""
+        if hasattr(loaded.model, "members"):
+            from openmedclip.errors import ModelLoadError
 
-        raise ModelLoadError(loaded.spec.name, "CheXzero models keep their own preprocessing, which the open_clip hub "
-                             "format cannot record; use its checkpoint as it is")
+            raise ModelLoadError(loaded.spec.name, "an ensemble is saved as its members' checkpoints; save one member")
+        return ModelFamily.save(self, loaded, folder, **options)
 
 
 register_model(

@@ -14,6 +14,7 @@ from openmedclip.atomic import write_atomic, write_text
 from openmedclip.models.families.open_clip.config import OpenClipConfig
 from openmedclip.models.families.open_clip.hub_folder import CONFIG_FILE, WEIGHT_FILES
 from openmedclip.models.loaded import LoadedModel
+from openmedclip.models.saved_folder import stored_tensor
 
 
 def save_hub_folder(
@@ -42,7 +43,7 @@ def save_hub_folder(
         payload["base_weights"] = dict(base_weights)
     write_text(folder / CONFIG_FILE, json.dumps(payload, indent=2))
     state = {
-        key: _stored(value, dtype)
+        key: stored_tensor(value, dtype)
         for key, value in loaded.model.state_dict().items()
         if not key.startswith(tuple(base_weights))
     }
@@ -54,9 +55,3 @@ def save_hub_folder(
         loaded.tokenizer.save_pretrained(str(folder))
     return folder
 
-
-def _stored(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
-    tensor = tensor.detach().cpu()
-    if dtype is not None and tensor.is_floating_point():
-        tensor = tensor.to(dtype)
-    return tensor.clone().contiguous()
