@@ -28,6 +28,7 @@ COVERED = {
     "models": ("test_models_lists_the_registry", "test_listing_commands_take_no_arguments"),
     "banks": ("test_banks_lists_each_bank", "test_listing_commands_take_no_arguments"),
     "inspect": ("test_inspect_window_centre_width_and_preset", "test_inspect_usage_errors"),
+    "download": ("test_download_bundled_model", "test_download_usage_errors"),
 }
 """command -> (a test running it, a test of its usage errors)."""
 
@@ -435,3 +436,17 @@ def test_other_missing_modules_still_raise(monkeypatch):
     monkeypatch.setattr(cli_app, "get_command", lambda app: type("C", (), {"main": lambda *a, **k: broken()})())
     with pytest.raises(ModuleNotFoundError):
         run(["models"])
+
+
+# download: the runs against a loopback hub are in test_download_cli.py --------------------------------------------
+
+
+def test_download_bundled_model(cli):
+    result = cli("download", "openmedclip-base")
+    assert result.code == 0 and "ships with openmedclip" in result.out and "nothing to download" in result.out
+
+
+def test_download_usage_errors(cli, tmp_path):
+    assert_usage_error(cli("download"), "Missing argument 'name'")
+    assert_usage_error(cli("download", "biomedclip", "--to", tmp_path, "--cache"), "--to", "--cache")
+    assert_usage_error(cli("download", "biomedclp"), "unknown model", "Close matches: biomedclip")

@@ -17,6 +17,7 @@ from typer.main import get_command
 
 from ..errors import InvalidInputError, OpenMedClipError
 from ..precision import PRECISIONS
+from .download import download_command
 from .evaluate import eval_command, report_command
 from .options import (
     DeviceOption,
@@ -123,6 +124,7 @@ def zeroshot(
 app.command("train", context_settings=CONTEXT_SETTINGS)(train_command)
 app.command("eval")(eval_command)
 app.command("report")(report_command)
+app.command("download")(download_command)
 
 
 @app.command()

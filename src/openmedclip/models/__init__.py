@@ -23,6 +23,7 @@ _EXPORTS = {
     "list_models": "openmedclip.models.load",
     "load_model": "openmedclip.models.load",
     "save_model": "openmedclip.models.load",
+    "download_model": "openmedclip.models.download",
     "resolve_device": "openmedclip.models.device",
 }
 

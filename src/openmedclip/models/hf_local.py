@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from huggingface_hub import constants, snapshot_download, try_to_load_from_cache
@@ -49,11 +49,18 @@ def package_path(reference: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations))) / relative
 
 
-def cached_snapshot(repo_id: str, *, revision: str | None = None, repo_type: str = "model") -> Path | None:
-    """The cached snapshot folder of ``repo_id`` at ``revision`` (default: what ``refs/main`` points to), if any."""
+def cached_snapshot(
+    repo_id: str, *, revision: str | None = None, repo_type: str = "model", allow_patterns: Sequence[str] = ()
+) -> Path | None:
+    """The cached snapshot folder of ``repo_id`` at ``revision`` (default: what ``refs/main`` points to), if any.
+
+    ``allow_patterns``: the files it must hold (default: all); a snapshot downloaded with file patterns counts as
+    incomplete when asked for the whole repository.
+    """
     try:
         return Path(snapshot_download(
-            repo_id, cache_dir=str(hf_cache_dir()), local_files_only=True, revision=revision, repo_type=repo_type
+            repo_id, cache_dir=str(hf_cache_dir()), local_files_only=True, revision=revision, repo_type=repo_type,
+            allow_patterns=list(allow_patterns) or None,
         ))
     except (LocalEntryNotFoundError, HFValidationError, OSError, ValueError):
         return None

@@ -117,10 +117,10 @@ def _family_for(name_or_path: str | Path) -> tuple[ModelFamily, Any]:
                 return family, None
         # No family claims it: the first (open_clip) says what its files should look like.
         return next(iter(FAMILIES.values())), None
-    raise ModelLoadError(name_or_path, _unknown_name_message(str(name_or_path)))
+    raise ModelLoadError(name_or_path, unknown_name_message(str(name_or_path)))
 
 
-def _unknown_name_message(name: str) -> str:
+def unknown_name_message(name: str) -> str:
     names = list_models()
     by_lower = {candidate.lower(): candidate for candidate in names}
     close = [by_lower[match] for match in difflib.get_close_matches(name.lower(), list(by_lower), n=5, cutoff=0.6)]

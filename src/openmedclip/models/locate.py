@@ -30,7 +30,9 @@ def registry_folder(entry: RegistryEntry) -> Path:
         if folder.is_dir():
             return folder
     if entry.hf_repo:
-        snapshot = cached_snapshot(entry.hf_repo, revision=entry.revision, repo_type=entry.repo_type)
+        snapshot = cached_snapshot(
+            entry.hf_repo, revision=entry.revision, repo_type=entry.repo_type, allow_patterns=entry.files
+        )
         if snapshot is not None:
             return snapshot
     raise ModelLoadError(entry.name, "no local copy found. " + download_hint(entry))
