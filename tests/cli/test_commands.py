@@ -18,7 +18,8 @@ from openmedclip.cli.options import EXTRAS, parse_window
 from openmedclip.errors import InvalidInputError
 
 COVERED = {
-    "zeroshot": ("test_zeroshot_window_centre_width_and_preset", "test_zeroshot_bad_window_fails_before_loading"),
+    "zeroshot": ("test_zeroshot_window_centre_width_and_preset", "test_zeroshot_bad_window_fails_before_loading",
+                 "test_zeroshot_similarity_the_model_does_not_offer_is_a_usage_error"),
     "train": ("test_train_from_a_recipe_prints_the_summary", "test_train_usage_errors"),
     "eval": ("test_eval_then_report", "test_eval_usage_errors"),
     "report": ("test_eval_then_report", "test_report_usage_errors"),
@@ -104,6 +105,11 @@ def test_zeroshot_bad_window_fails_before_loading(cli, image_folder, window):
     # the model does not exist: the window is checked first
     result = cli("zeroshot", image_folder, "-l", "a,b", "-m", "no-such-model-xyz", "--window", window)
     assert_usage_error(result, "--window")
+
+
+def test_zeroshot_similarity_the_model_does_not_offer_is_a_usage_error(cli, tiny_model_dir, image_folder):
+    result = cli("zeroshot", image_folder / "img0.png", "-l", "a,b", "-m", tiny_model_dir, "--similarity", "local")
+    assert_usage_error(result, "similarity 'local'", "offers global")
 
 
 # inspect --------------------------------------------------------------------------------------------------------

@@ -304,7 +304,7 @@ def test_local_similarity_function_and_family_method(zoo, golden, inputs):
     assert torch.allclose(scores[:, inputs["local_texts"]], golden["local_similarity"], atol=ATOL)
     assert torch.equal(scores[:, 2], torch.zeros(2))  # "Pneumonia" cleans to an empty caption: no words
     with torch.no_grad():
-        assert torch.allclose(loaded.family.local_similarity(loaded.model, _pixels(golden), tokens), scores)
+        assert torch.allclose(loaded.family.similarity(loaded.model, _pixels(golden), tokens, "local"), scores)
 
 
 def test_patch_features_are_the_local_features(zoo, golden):
@@ -359,3 +359,35 @@ def test_zero_shot_end_to_end(zoo):
                for prompts in labels.values()]
     expected = torch.softmax(10.0 * features @ torch.stack(classes).T, dim=-1).numpy()
     assert np.allclose(result.probabilities, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["local", "both"])
+def test_zero_shot_with_local_similarity_scores_each_class_by_its_best_sentence(zoo, kind):
+    loaded = load_model("gloria", device="cpu")
+    images = [read_image(GOLDEN / "cxr_tall.png"), read_image(GOLDEN / "cxr_wide.png")]
+    labels = {"Pleural Effusion": ["small left pleural effusion", "moderate bilateral effusions"],
+              "Edema": ["mild edema at the lung bases", "increased edema"]}
+    result = zero_shot(loaded, images, labels, similarity=kind, num_workers=0, batch_size=1)
+    pixels = torch.stack([loaded.preprocess(image) for image in images])
+    tokens = loaded.tokenizer([sentence for group in labels.values() for sentence in group])
+    with torch.no_grad():
+        scores = loaded.family.similarity(loaded.model, pixels, tokens, kind)
+    best = torch.stack([scores[:, :2].max(dim=1).values, scores[:, 2:].max(dim=1).values], dim=1)
+    assert np.allclose(result.probabilities, torch.softmax(10.0 * best, dim=-1).numpy(), atol=1e-5)
+    assert not np.allclose(result.probabilities, zero_shot(loaded, images, labels, num_workers=0).probabilities)
+
+    pairs = {"Edema": (["mild edema at the lung bases"], ["no edema"])}
+    multilabel = zero_shot(loaded, images, ["Edema"], multilabel=True, pairs=pairs, similarity=kind, num_workers=0)
+    with torch.no_grad():
+        pair = loaded.family.similarity(loaded.model, pixels, loaded.tokenizer(["mild edema at the lung bases",
+                                                                                 "no edema"]), kind)
+    expected = torch.sigmoid(10.0 * (pair[:, 0] - pair[:, 1]))[:, None].numpy()
+    assert np.allclose(multilabel.probabilities, expected, atol=1e-5)
+
+
+def test_local_similarity_is_refused_for_families_without_it(tiny_model_dir):
+    from openmedclip.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="offers global"):
+        zero_shot(load_model(tiny_model_dir, device="cpu"), [np.zeros((8, 8), np.uint8)], ["a", "b"],
+                  similarity="local")

@@ -75,6 +75,11 @@ def zeroshot(
         typer.Option(help="Multi-label prompt pair 'LABEL=positive|negative' (repeatable)."),
     ] = None,
     threshold: Annotated[float, typer.Option(help="Multi-label decision threshold.")] = 0.5,
+    similarity: Annotated[
+        str,
+        typer.Option(help="How image and text are compared: 'global' (pooled features), or a model's own kind "
+                     "(GLoRIA: 'local' word-region, 'both')."),
+    ] = "global",
     window: WindowOption = None,
     recursive: Annotated[bool, typer.Option(help="Search folders recursively.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -105,6 +110,7 @@ def zeroshot(
         pairs=pairs,
         bank=bank,
         threshold=threshold,
+        similarity=similarity,
         batch_size=batch_size,
         read_options={"window": chosen_window} if chosen_window else None,
         progress=len(files) > batch_size and sys.stderr.isatty(),

@@ -159,6 +159,14 @@ class ModelFamily(ABC):
         if image is not False or text is not False:
             raise ModelLoadError(self.name, "this model family cannot lock its towers")
 
+    similarity_kinds: ClassVar[tuple[str, ...]] = ("global",)
+    """How this family can score image–text pairs: 'global' is the cosine of the pooled features; others (e.g.
+    GLoRIA's word–region 'local') are computed by :meth:`similarity`."""
+
+    def similarity(self, model: torch.nn.Module, pixels: torch.Tensor, tokens: torch.Tensor, kind: str) -> torch.Tensor:
+        """``[N, T]`` scores of ``[N, C, H, W]`` pixels and ``[T, L]`` token ids by one of ``similarity_kinds``."""
+        raise ModelLoadError(self.name, f"this model family scores only by global similarity, not '{kind}'")
+
     def zero_shot_scale(self, model: torch.nn.Module) -> float:
         """The multiplier of cosine similarities in zero-shot scoring: the learned temperature by default."""
         scale = cast("torch.Tensor", model.logit_scale)

@@ -204,6 +204,31 @@ def _similarity(encoded: EncodedImages, text_features: torch.Tensor, members: in
     return member_similarities(encoded.features, text_features, members)
 
 
+def _family_scores(
+    model: LoadedModel, images: Sequence[ImageItem] | EncodedImages, groups: Sequence[Sequence[str]], kind: str,
+    **encode_options: Any,
+) -> tuple[EncodedImages, list[torch.Tensor]]:
+    """Images scored against every sentence by the family's ``kind`` of similarity; per group of sentences the
+    ``[N]`` best score (GLoRIA takes a class's best prompt)."""
+    kinds = model.family.similarity_kinds
+    if kind not in kinds:
+        raise InvalidInputError(f"similarity '{kind}': {model.spec.name} offers {', '.join(kinds)}")
+    if isinstance(images, EncodedImages):
+        raise InvalidInputError(f"similarity '{kind}' scores images, not encoded features")
+    if len(images) == 0:
+        raise InvalidInputError("no images given")
+    tokens = model.tokenizer([sentence for group in groups for sentence in group]).to(model.device)
+
+    def score(pixels: torch.Tensor) -> torch.Tensor:
+        return model.family.similarity(model.model, pixels, tokens, kind)
+
+    encoded = encode_images(model, images, encode=score, **encode_options)
+    if not encoded.indices:
+        return encoded, [torch.empty(0) for _ in groups]
+    columns = torch.split(encoded.features, [len(group) for group in groups], dim=1)
+    return encoded, [column.max(dim=1).values for column in columns]
+
+
 def zero_shot(
     model: LoadedModel | str,
     images: Sequence[ImageItem] | EncodedImages,
@@ -214,6 +239,7 @@ def zero_shot(
     pairs: Pairs | None = None,
     bank: str | SentenceBank | None = None,
     threshold: float = 0.5,
+    similarity: str = "global",
     **encode_options: Any,
 ) -> ZeroShotResult:
     """Classify images with text prompts.
@@ -223,8 +249,10 @@ def zero_shot(
     path or a ``SentenceBank``) supplies each class's sentences, or each label's prompt pair with ``multilabel``.
     Without ``bank`` and ``templates``, multi-class labels that one built-in bank names (e.g. "normal, pneumonia")
     take that bank's sentences, as the built-in model was trained on; otherwise ``templates`` defaults to the
-    ``medical`` set for multi-class and to bare phrases for multi-label. ``encode_options`` go to ``encode_images``
-    (``batch_size``, ``num_workers``, ``read_options``, ``progress``).
+    ``medical`` set for multi-class and to bare phrases for multi-label. ``similarity`` other than 'global' (the
+    cosine of pooled features) is a family's own pair score, e.g. GLoRIA's word–region 'local' or 'both': a class
+    then scores its best sentence. ``encode_options`` go to ``encode_images`` (``batch_size``, ``num_workers``,
+    ``read_options``, ``progress``).
     """
     if isinstance(model, str):
         from ..models.load import load_model
@@ -236,11 +264,17 @@ def zero_shot(
         if isinstance(labels, Mapping):
             raise InvalidInputError("multi-label classification takes label names and optional prompt pairs")
         prompt_pairs = label_pairs(list(labels), pairs, templates or "single", bank)
-        positive = text_classifier(model, {label: pos for label, (pos, _) in prompt_pairs.items()})
-        negative = text_classifier(model, {label: neg for label, (_, neg) in prompt_pairs.items()})
-        encoded = _image_features(model, images, **encode_options)
-        similarity = _similarity(encoded, positive - negative, model.ensemble_size)
-        probabilities = torch.sigmoid(scale * similarity).mean(dim=0)
+        if similarity != "global":
+            groups = [side for pos, neg in prompt_pairs.values() for side in (pos, neg)]
+            encoded, best = _family_scores(model, images, groups, similarity, **encode_options)
+            difference = torch.stack([best[i] - best[i + 1] for i in range(0, len(best), 2)], dim=-1)
+            probabilities = torch.sigmoid(scale * difference.reshape(len(encoded.indices), len(prompt_pairs)))
+        else:
+            positive = text_classifier(model, {label: pos for label, (pos, _) in prompt_pairs.items()})
+            negative = text_classifier(model, {label: neg for label, (_, neg) in prompt_pairs.items()})
+            encoded = _image_features(model, images, **encode_options)
+            scores = _similarity(encoded, positive - negative, model.ensemble_size)
+            probabilities = torch.sigmoid(scale * scores).mean(dim=0)
         prompts: dict[str, Any] = {label: {"positive": p, "negative": n} for label, (p, n) in prompt_pairs.items()}
     else:
         if bank is None and templates is None and not isinstance(labels, Mapping):
@@ -248,10 +282,15 @@ def zero_shot(
         bank = _as_bank(bank)
         bank_name = bank.name if bank is not None and not isinstance(labels, Mapping) else None
         prompts = class_prompts(labels, templates, bank)
-        classifier = text_classifier(model, prompts)
-        encoded = _image_features(model, images, **encode_options)
-        similarity = _similarity(encoded, classifier, model.ensemble_size)
-        probabilities = torch.softmax(scale * similarity, dim=-1).mean(dim=0)
+        if similarity != "global":
+            encoded, best = _family_scores(model, images, list(prompts.values()), similarity, **encode_options)
+            scores = torch.stack(best, dim=-1).reshape(len(encoded.indices), len(prompts))
+            probabilities = torch.softmax(scale * scores, dim=-1)
+        else:
+            classifier = text_classifier(model, prompts)
+            encoded = _image_features(model, images, **encode_options)
+            scores = _similarity(encoded, classifier, model.ensemble_size)
+            probabilities = torch.softmax(scale * scores, dim=-1).mean(dim=0)
     return ZeroShotResult(
         mode="multilabel" if multilabel else "multiclass",
         labels=list(prompts),

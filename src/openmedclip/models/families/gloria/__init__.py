@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import torch
 
     from openmedclip.models.families.gloria.model import GloriaModel
+    from openmedclip.models.families.gloria.scoring import Kind
     from openmedclip.models.loaded import LoadedModel
 
 DOWNLOAD_URL = "https://stanfordmedicine.box.com/s/j5h7q99f3pfi7enc0dom73m4nsm6yzvh"
@@ -175,16 +176,13 @@ class GloriaFamily(ModelFamily):
     def zero_shot_scale(self, model: torch.nn.Module) -> float:
         return float(cast("GloriaModel", model).temperature)
 
-    def similarity(self, model: torch.nn.Module, pixels: torch.Tensor, tokens: torch.Tensor,
-                   kind: Literal["global", "local", "both"] = "both") -> torch.Tensor:
-        """``[N, T]`` GLoRIA similarities of pixels and token ids on the model's device and dtype."""
+    similarity_kinds: ClassVar[tuple[str, ...]] = ("global", "local", "both")
+
+    def similarity(self, model: torch.nn.Module, pixels: torch.Tensor, tokens: torch.Tensor, kind: str) -> torch.Tensor:
+        """``[N, T]`` GLoRIA similarities ('global', 'local' or their average 'both') of pixels and token ids."""
         from openmedclip.models.families.gloria.scoring import model_similarity
 
-        return model_similarity(cast("GloriaModel", model), pixels, tokens, kind)
-
-    def local_similarity(self, model: torch.nn.Module, pixels: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """``[N, T]`` GLoRIA local similarities."""
-        return self.similarity(model, pixels, tokens, "local")
+        return model_similarity(cast("GloriaModel", model), pixels, tokens, cast("Kind", kind))
 
 
 def similarity(loaded: LoadedModel, pixels: torch.Tensor, tokens: torch.Tensor,
