@@ -181,3 +181,19 @@ def _tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _write_json(path: Path, content: dict) -> None:
     path.write_text(json.dumps(content, indent=2), encoding="utf-8")
+
+
+def assert_same_outputs(first, second) -> None:
+    """Two loaded models give identical image and text features (e.g. a model and its saved copy)."""
+    import numpy as np
+
+    from openmedclip.embed import encode_images, encode_texts
+    from openmedclip.io import MedicalImage
+
+    rng = np.random.default_rng(0)
+    images = [MedicalImage(rng.uniform(0, 255, (60, 50)).astype(np.float32), f"x{i}", meta={"bit_depth": 8})
+              for i in range(2)]
+    texts = ["left pleural effusion", "no acute cardiopulmonary findings."]
+    assert torch.equal(encode_images(first, images, num_workers=0).features,
+                       encode_images(second, images, num_workers=0).features)
+    assert torch.equal(encode_texts(first, texts), encode_texts(second, texts))

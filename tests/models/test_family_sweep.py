@@ -130,3 +130,29 @@ def test_a_saved_model_loads_back_with_the_same_outputs(family, example, tmp_pat
     assert torch.equal(encode_images(again, images, num_workers=0).features,
                        encode_images(loaded, images, num_workers=0).features)
     assert torch.equal(encode_texts(again, texts), encode_texts(loaded, texts))
+
+
+@pytest.mark.parametrize(("family", "example"), EXAMPLES, ids=lambda x: getattr(x, "architecture", ""))
+def test_a_fine_tuning_step_trains_both_towers_and_the_result_saves(family, example, tmp_path):
+    from openmedclip.models import load_model, save_model
+    from openmedclip.train.losses import build_loss
+    from openmedclip.train.step import DualEncoder
+    from openmedclip.train.towers import prepare_model
+
+    loaded, text_encoder = prepare_model(_loaded(family, example, seed=4))
+    encoder, loss_fn = DualEncoder(loaded.model, text_encoder), build_loss("infonce", gather=False)
+    images, texts = _images(), ["a chest x-ray", "a head ct"]
+    pixels = torch.stack([loaded.preprocess(image) for image in images])
+    before = {key: value.clone() for key, value in loaded.model.state_dict().items()}
+    optimizer = torch.optim.SGD([p for p in loaded.model.parameters() if p.requires_grad], lr=0.1)
+    loss = loss_fn(*encoder(pixels, loaded.tokenizer(texts)))
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss)
+    changed = {key.split(".")[0] for key, value in loaded.model.state_dict().items()
+               if value.is_floating_point() and not torch.equal(value, before[key])}
+    assert len(changed) >= 2, changed  # both towers (top-level modules) learned
+    loaded.model.eval()
+    again = load_model(save_model(loaded, tmp_path / "step-1"), device="cpu")
+    assert torch.equal(encode_images(again, images, num_workers=0).features,
+                       encode_images(loaded, images, num_workers=0).features)

@@ -19,10 +19,11 @@ from openmedclip import zero_shot
 from openmedclip.embed import encode_images, encode_texts
 from openmedclip.errors import ModelLoadError
 from openmedclip.io import read_image
-from openmedclip.models import load_model
+from openmedclip.models import load_model, save_model
 from openmedclip.models.families.biovil.config import BiovilEntry, ImageSettings
 from openmedclip.models.families.biovil.preprocess import BiovilPreprocess
 from openmedclip.models.registry import REGISTRY, registry
+from tiny_models import assert_same_outputs
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "biovil"
 CXR = Path("/work/shared/data/txv_test_cxr")
@@ -229,3 +230,13 @@ def test_zero_shot_is_plain_cosine(zoo):
     features = encode_images(loaded, images, num_workers=0).features
     expected = torch.softmax(features @ encode_texts(loaded, labels).T, dim=-1).numpy()
     assert result.probabilities.shape == (3, 2) and np.allclose(result.probabilities, expected, atol=1e-6)
+
+
+def test_a_saved_model_folder_loads_without_the_published_files(zoo, tmp_path):
+    loaded = load_model("biovil", device="cpu")
+    folder = save_model(loaded, tmp_path / "fine-tuned")
+    shutil.rmtree(zoo)
+    again = load_model(folder, device="cpu")
+    assert again.spec.family == "biovil" and again.spec.format == "openmedclip-folder"
+    assert again.zero_shot_scale == 1.0 and "logit_scale" in again.model.state_dict()
+    assert_same_outputs(loaded, again)

@@ -19,13 +19,14 @@ from openmedclip import zero_shot
 from openmedclip.embed import encode_images, encode_texts
 from openmedclip.errors import ModelLoadError
 from openmedclip.io import MedicalImage, read_image
-from openmedclip.models import load_model
+from openmedclip.models import load_model, save_model
 from openmedclip.models.families.medclip import MedclipFamily
 from openmedclip.models.families.medclip.config import MedclipConfig
 from openmedclip.models.family import FAMILIES
 from openmedclip.models.registry import REGISTRY, registry
 from openmedclip.prompts import load_bank
 from openmedclip.tasks.zeroshot import text_classifier
+from tiny_models import assert_same_outputs
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "medclip"
 sys.path.insert(0, str(GOLDEN))
@@ -272,3 +273,13 @@ def test_family_never_moves_to_cuda(monkeypatch, zoo):
     loaded = load_model(zoo("swin"), device="cpu")
     assert isinstance(loaded.family, MedclipFamily)
     assert encode_texts(loaded, ["pulmonary edema"]).shape == (1, SETTINGS["embed_dim"])
+
+
+@pytest.mark.parametrize("vision", ["resnet", "swin"])
+def test_a_saved_model_folder_loads_without_the_published_files(zoo, vision, tmp_path):
+    loaded = load_model(zoo(vision), device="cpu")
+    folder = save_model(loaded, tmp_path / "fine-tuned")
+    shutil.rmtree(tmp_path / "zoo")
+    again = load_model(folder, device="cpu")
+    assert again.spec.family == "medclip" and again.spec.format == "openmedclip-folder"
+    assert_same_outputs(loaded, again)

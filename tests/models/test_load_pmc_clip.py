@@ -24,11 +24,12 @@ from transformers import BertConfig
 from openmedclip import zero_shot
 from openmedclip.errors import ModelLoadError
 from openmedclip.io import MedicalImage, read_image
-from openmedclip.models import load_model
+from openmedclip.models import load_model, save_model
 from openmedclip.models.families.pmc_clip.config import PmcClipConfig
 from openmedclip.models.families.pmc_clip.model import PmcClipModel
 from openmedclip.models.family import Resolved, get_family
 from openmedclip.models.registry import REGISTRY, registry
+from tiny_models import assert_same_outputs
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "pmc_clip"
 TEXT_FILES = ("config.json", "vocab.txt", "tokenizer_config.json")
@@ -293,3 +294,13 @@ def test_published_entry():
         768, 224, (3, 4, 6, 3), 64, 32)
     assert (config.context_length, config.cls_token_id, config.text_model) == (77, 2, NEW_TEXT_REPO)
     assert get_family("pmc_clip").describe_entry(entry).startswith("ModifiedResNet-50 224 px")
+
+
+def test_a_saved_model_folder_loads_without_the_published_files(zoo, tmp_path):
+    _put(zoo, "checkpoint.pt")
+    loaded = load_model("pmc-clip", device="cpu")
+    folder = save_model(loaded, tmp_path / "fine-tuned")
+    shutil.rmtree(zoo)
+    again = load_model(folder, device="cpu")
+    assert again.spec.family == "pmc_clip" and again.spec.format == "openmedclip-folder"
+    assert_same_outputs(loaded, again)

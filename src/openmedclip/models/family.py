@@ -142,11 +142,16 @@ class ModelFamily(ABC):
         return save_folder(self, loaded, folder, dtype=options.get("dtype"))
 
     def save_files(self, loaded: LoadedModel, folder: Path) -> None:
-        """Write the files a saved folder needs beside its weights: by default the tokenizer's
-        (``save_pretrained``); families whose text tower reads a config file write it too."""
+        """Write the files a saved folder needs beside its weights, so that it loads without the files it came
+        from: by default the tokenizer's (``save_pretrained``) and the ``config.json`` of a BERT text tower."""
         save_pretrained = getattr(loaded.tokenizer, "save_pretrained", None)
         if save_pretrained is not None:
             save_pretrained(str(folder))
+        for module in loaded.model.modules():
+            config = getattr(module, "config", None)
+            if getattr(config, "model_type", None) == "bert" and hasattr(config, "save_pretrained"):
+                config.save_pretrained(str(folder))
+                break
 
     # -- optional capabilities ----------------------------------------------------------------------------
 

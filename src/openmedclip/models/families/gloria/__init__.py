@@ -154,10 +154,11 @@ class GloriaFamily(ModelFamily):
         return GloriaPreprocess(), resolved.config
 
     def tokenizer(self, resolved: Resolved, *, name: str) -> tuple[Tokenizer, int]:
-        from openmedclip.models.families.gloria.text import GloriaTokenizer
+        from openmedclip.models.families.gloria.text import clean_text
+        from openmedclip.models.wordpiece import WordPieceTokenizer
 
         length = resolved.config.context_length
-        return GloriaTokenizer(self._bert_tokenizer(resolved, name), length), length
+        return WordPieceTokenizer(self._bert_tokenizer(resolved, name), length, prepare=clean_text), length
 
     def _bert_tokenizer(self, resolved: Resolved, name: str) -> Any:
         from openmedclip.models.families.gloria.text import load_bert_tokenizer

@@ -8,14 +8,12 @@ removed from the words; the remaining words are joined by single spaces.
 
 from __future__ import annotations
 
-import json
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
+from openmedclip.models.wordpiece import in_memory_wordpiece
 
 _NUMBERED = re.compile(r"[0-9]+\.")
 _WORD = re.compile(r"\w+")
@@ -40,31 +38,10 @@ def load_bert_tokenizer(folder: Path | None, vocab: Sequence[str]) -> Any:
 
     if folder is not None:
         return AutoTokenizer.from_pretrained(str(folder))
-    with tempfile.TemporaryDirectory() as scratch:
-        (Path(scratch) / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-        (Path(scratch) / "config.json").write_text(json.dumps({"model_type": "bert"}), encoding="utf-8")
-        return AutoTokenizer.from_pretrained(scratch)
+    return in_memory_wordpiece(vocab)
 
 
 def vocabulary(tokenizer: Any) -> list[str]:
     """The tokenizer's word pieces by id."""
     by_id = {index: piece for piece, index in tokenizer.get_vocab().items()}
     return [by_id.get(index, "") for index in range(max(by_id) + 1)]
-
-
-class GloriaTokenizer:
-    """Texts -> ``[N, context_length]`` token ids: GLoRIA's cleaning, then BERT word pieces, padded and truncated."""
-
-    def __init__(self, tokenizer: Any, context_length: int):
-        self.tokenizer = tokenizer
-        self.context_length = context_length
-
-    def __call__(self, texts: list[str]) -> torch.Tensor:
-        encoded = self.tokenizer(
-            [clean_text(text) for text in texts], padding="max_length", truncation=True,
-            max_length=self.context_length, return_tensors="pt",
-        )
-        return encoded["input_ids"].long()
-
-    def __repr__(self) -> str:
-        return f"GloriaTokenizer(context_length={self.context_length})"

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from openmedclip.models.families.medclip.config import MedclipConfig
 from openmedclip.models.family import Tokenizer
 from openmedclip.models.hf_local import tokenizer_dir
+from openmedclip.models.wordpiece import WordPieceTokenizer
 
 
 def build_tokenizer(config: MedclipConfig, folder: Path | None, name: str) -> tuple[Tokenizer, int]:
@@ -26,9 +25,4 @@ def build_tokenizer(config: MedclipConfig, folder: Path | None, name: str) -> tu
         str(tokenizer_dir(config.text_tower, folder, name)), do_lower_case=True, model_max_length=length
     )
 
-    def tokenize(texts: list[str]) -> torch.Tensor:
-        encoded = wordpiece(list(texts), padding="max_length", truncation=True, max_length=length,
-                            return_tensors="pt")
-        return encoded["input_ids"]
-
-    return tokenize, length
+    return WordPieceTokenizer(wordpiece, length), length
