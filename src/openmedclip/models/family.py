@@ -148,7 +148,7 @@ class ModelFamily(ABC):
         if save_pretrained is not None:
             save_pretrained(str(folder))
         for module in loaded.model.modules():
-            config = getattr(module, "config", None)
+            config: Any = getattr(module, "config", None)
             if getattr(config, "model_type", None) == "bert" and hasattr(config, "save_pretrained"):
                 config.save_pretrained(str(folder))
                 break
