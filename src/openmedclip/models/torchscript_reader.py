@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 _CLASS = re.compile(r"^class (\w+)\(Module\):\n  __parameters__ = \[([^\]]*)\]\n  __buffers__ = \[([^\]]*)\]", re.M)
-_STORAGES = {
+STORAGE_DTYPES = {
     f"{name}Storage": dtype
     for name, dtype in (
         ("Float", torch.float32), ("Half", torch.float16), ("BFloat16", torch.bfloat16), ("Double", torch.float64),
@@ -30,6 +30,7 @@ _STORAGES = {
         ("Byte", torch.uint8), ("Bool", torch.bool),
     )
 }
+"""The element type of each of torch's legacy storage classes, by the name pickles give them."""
 _LIST_BUILDERS = ("build_intlist", "build_doublelist", "build_boollist", "build_tensorlist")
 
 
@@ -47,7 +48,7 @@ class _Record:
 
 
 def _storage_dtype(name: str) -> torch.dtype:
-    return _STORAGES[name]
+    return STORAGE_DTYPES[name]
 
 
 class _Unpickler(pickle.Unpickler):
@@ -69,12 +70,12 @@ class _Unpickler(pickle.Unpickler):
             return OrderedDict
         if module == "torch.jit._pickle" and name in _LIST_BUILDERS:
             return list
-        if module == "torch" and name in _STORAGES:
+        if module == "torch" and name in STORAGE_DTYPES:
             return name
         raise TorchScriptReadError(f"refused to unpickle the global {module}.{name} (not a tensor or module record)")
 
     def persistent_load(self, pid: Any) -> Any:
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and pid[1] in _STORAGES):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and pid[1] in STORAGE_DTYPES):
             raise TorchScriptReadError(f"unexpected persistent record {pid!r}")
         _, storage_name, key, _location, numel = pid
         dtype = _storage_dtype(storage_name)

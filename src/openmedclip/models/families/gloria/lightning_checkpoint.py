@@ -25,6 +25,7 @@ import torch
 from numpy._core.multiarray import scalar
 
 from openmedclip.errors import ModelLoadError
+from openmedclip.models.torchscript_reader import STORAGE_DTYPES
 
 PLACEHOLDER_CLASSES = frozenset({
     "omegaconf.dictconfig.DictConfig", "omegaconf.listconfig.ListConfig",
@@ -59,14 +60,6 @@ _PLAIN = {
 }
 """Globals that build only values: containers, tensors from storages, numpy scalars and dtypes."""
 
-_STORAGES = {
-    f"{name}Storage": dtype
-    for name, dtype in (
-        ("Float", torch.float32), ("Half", torch.float16), ("BFloat16", torch.bfloat16), ("Double", torch.float64),
-        ("Long", torch.int64), ("Int", torch.int32), ("Short", torch.int16), ("Char", torch.int8),
-        ("Byte", torch.uint8), ("Bool", torch.bool),
-    )
-}
 
 
 class Placeholder:
@@ -110,18 +103,18 @@ class _Unpickler(pickle.Unpickler):
             return self.placeholders[qualified]
         if (module, name) in _PLAIN:
             return _PLAIN[(module, name)]
-        if module == "torch" and name in _STORAGES:
+        if module == "torch" and name in STORAGE_DTYPES:
             return name
         raise CheckpointRefused(f"refused to unpickle the global {qualified} (not a tensor, a plain value or a "
                                 "known configuration class)")
 
     def persistent_load(self, pid: Any) -> Any:
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and pid[1] in _STORAGES):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and pid[1] in STORAGE_DTYPES):
             raise CheckpointRefused(f"unexpected persistent record {pid!r}")
         _, storage_name, key, _location, numel = pid
         raw = bytearray(self.archive.read(f"{self.prefix}data/{key}"))
         untyped = torch.UntypedStorage.from_buffer(raw, dtype=torch.uint8) if raw else torch.UntypedStorage(0)
-        typed = torch.storage.TypedStorage(wrap_storage=untyped, dtype=_STORAGES[storage_name], _internal=True)
+        typed = torch.storage.TypedStorage(wrap_storage=untyped, dtype=STORAGE_DTYPES[storage_name], _internal=True)
         if typed._size() != numel:
             raise CheckpointRefused(f"record data/{key} holds {typed._size()} values, expected {numel}")
         return typed
