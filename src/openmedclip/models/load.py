@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     import torch
 
 
+FALLBACK_FAMILY = "open_clip"
+"""The family that reads a path no family recognises (and so explains what an open_clip folder holds)."""
+
+
 def list_models() -> list[str]:
     """Registry names (pretrained, e.g. ``'biomedclip'``, ``'openai/ViT-B-16'``), then each family's architectures.
 
@@ -115,8 +119,8 @@ def _family_for(name_or_path: str | Path) -> tuple[ModelFamily, Any]:
         for family in FAMILIES.values():
             if family.recognises(path):
                 return family, None
-        # No family claims it: the first (open_clip) says what its files should look like.
-        return next(iter(FAMILIES.values())), None
+        # No family claims it: open_clip's (the hub format) says what its files should look like.
+        return get_family(FALLBACK_FAMILY), None
     raise ModelLoadError(name_or_path, unknown_name_message(str(name_or_path)))
 
 
