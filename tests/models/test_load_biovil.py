@@ -213,7 +213,8 @@ def test_missing_model_names_files_source_and_destination(tmp_path, monkeypatch)
         load_model("biovil", device="cpu")
     message = str(error.value)
     for part in (IMAGE_FILE, "pytorch_model.bin", "vocab.txt", "config.json", "OPENMEDCLIP_MODELS/biovil",
-                 "https://huggingface.co/microsoft/BiomedVLP-CXR-BERT-specialized/tree/v1.1", "--revision v1.1"):
+                 "https://huggingface.co/microsoft/BiomedVLP-CXR-BERT-specialized/tree/v1.1",
+                 "openmedclip download biovil"):
         assert part in message, part
     folder = tmp_path / "zoo" / "biovil"
     shutil.copytree(GOLDEN / "biovil", folder, ignore=shutil.ignore_patterns(IMAGE_FILE))

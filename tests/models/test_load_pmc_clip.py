@@ -214,8 +214,8 @@ def test_missing_model_says_which_files_where_to_get_them_and_where_to_put_them(
     with pytest.raises(ModelLoadError) as error:
         load_model("pmc-clip", device="cpu")
     message = str(error.value)
-    for part in ("checkpoint.pt", *COMPONENTS, "https://huggingface.co/datasets/axiong/pmc_oa", "--repo-type dataset",
-                 "$OPENMEDCLIP_MODELS/pmc-clip/", f"https://huggingface.co/{NEW_TEXT_REPO}", "config.json"):
+    for part in ("checkpoint.pt", "https://huggingface.co/datasets/axiong/pmc_oa", "openmedclip download pmc-clip",
+                 "$OPENMEDCLIP_MODELS/pmc-clip/", f"https://huggingface.co/{NEW_TEXT_REPO}", "config and tokenizer"):
         assert part in message, part
     (tmp_path / "pmc-clip").mkdir()  # a folder without weights
     with pytest.raises(ModelLoadError, match=r"holds no PMC-CLIP weights.*image_encoder\(resnet50\)\.pth"):

@@ -31,19 +31,12 @@ def needed_files(entry: RegistryEntry) -> str:
 
 def missing_message(entry: RegistryEntry) -> str:
     """Which files are needed, where to get them and where to put them."""
-    revision = f" --revision {entry.revision}" if entry.revision else ""
-    return (
-        f"it needs {needed_files(entry)}. {download_hint(entry)} "
-        f"(`hf download {entry.hf_repo}{revision} {' '.join(entry.files)}` fetches just these)"
-    )
+    return f"it needs {needed_files(entry)}. {download_hint(entry)}"
 
 
 def resolve_entry(entry: RegistryEntry, checkpoint: Path | None) -> Resolved:
     """A registry entry's folder, read with the entry's image settings."""
-    try:
-        folder = registry_folder(entry)
-    except ModelLoadError:
-        raise ModelLoadError(entry.name, "no local copy found; " + missing_message(entry)) from None
+    folder = registry_folder(entry)
     try:
         return resolve_folder(folder, entry.config, entry.name, checkpoint)
     except ModelLoadError as error:

@@ -211,6 +211,7 @@ register_model(
         prompts="chexpert_attributes",
         licence="Apache-2.0",
         download_url=DOWNLOAD_URL,
+        files=(CHECKPOINT_FILE,),
     ),
     replace=True,
 )

@@ -132,6 +132,7 @@ for _name, _vision, _archive, _tower in (
             prompts="chexpert_attributes",
             licence="unclear: no LICENSE file; setup.py says BSD",
             download_url=ZIPS + _archive,
+            files=("pytorch_model.bin",),
         ),
         replace=True,
     )

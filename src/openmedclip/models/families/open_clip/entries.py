@@ -9,22 +9,6 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-OPENAI_SHA256 = {
-    "RN50": "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762",
-    "RN101": "8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599",
-    "ViT-B-32": "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
-    "ViT-B-16": "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f",
-    "ViT-L-14": "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
-    "ViT-L-14-336": "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02",
-}
-"""SHA-256 of OpenAI's original TorchScript files (``openaipublic.azureedge.net/clip/models/<sha256>/<file>``)."""
-
-
-def openai_file(architecture: str) -> str:
-    """The file name of OpenAI's original TorchScript checkpoint of ``architecture``."""
-    return f"{architecture.replace('-336', '-336px')}.pt"
-
-
 def _openai(architecture: str, hf_repo: str) -> RegistryEntry:
     return RegistryEntry(
         name=f"openai/{architecture}",
@@ -37,7 +21,6 @@ def _openai(architecture: str, hf_repo: str) -> RegistryEntry:
             preprocess=OPENAI_PREPROCESS,
         ),
         files=("open_clip_config.json", "open_clip_model.safetensors"),
-        checksums={openai_file(architecture): f"sha256:{OPENAI_SHA256[architecture]}"},
         licence="MIT",
     )
 

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, cast
 from openmedclip.errors import ModelLoadError
 from openmedclip.models.families.pmc_clip.config import CHECKPOINT, COMPONENT_FILES, TEXT_REPO, PmcClipConfig
 from openmedclip.models.family import ModelFamily, Preprocess, Resolved, Tokenizer, register_family
-from openmedclip.models.hf_local import hf_cache_dir, hub_url
-from openmedclip.models.locate import MODELS_ENV, registry_folder
+from openmedclip.models.locate import download_hint, registry_folder
 from openmedclip.models.registry import RegistryEntry, register_model
 
 if TYPE_CHECKING:
@@ -60,10 +59,7 @@ class PmcClipFamily(ModelFamily):
         self, name_or_path: str | Path, *, checkpoint: Path | None, entry: RegistryEntry | None
     ) -> Resolved:
         if entry is not None:
-            try:
-                folder = registry_folder(entry)
-            except ModelLoadError:
-                raise ModelLoadError(entry.name, "no local copy found. " + download_hint(entry)) from None
+            folder = registry_folder(entry)
             config: PmcClipConfig = entry.config
         else:
             path = Path(name_or_path).expanduser()
@@ -117,23 +113,13 @@ def _weights_in(folder: Path, entry: RegistryEntry | None, name: str) -> Path:
 
     weights = find_weights(folder)
     if weights is None:
-        hint = download_hint(entry) if entry is not None else f"put {_files_sentence()} in that folder"
-        raise ModelLoadError(name, f"{folder} holds no PMC-CLIP weights. {hint}")
+        hint = download_hint(entry) if entry is not None else "put them in that folder"
+        raise ModelLoadError(name, f"{folder} holds no PMC-CLIP weights: {_files_sentence()}. {hint}")
     return weights
 
 
 def _files_sentence() -> str:
     return f"{CHECKPOINT} (or the three extracted components {', '.join(COMPONENT_FILES)})"
-
-
-def download_hint(entry: RegistryEntry) -> str:
-    """Which files to download for ``entry``, from where, and where to put them."""
-    return (
-        f"Download {_files_sentence()} from {entry.url} (e.g. `hf download {entry.hf_repo} {CHECKPOINT} "
-        f"--repo-type dataset`, which fills the Hugging Face cache {hf_cache_dir()}), or put them in "
-        f"${MODELS_ENV}/{entry.name}/; the text tower's config.json and vocab.txt come from "
-        f"{hub_url(entry.needs[0] if entry.needs else TEXT_REPO)}, in that folder or in the cache"
-    )
 
 
 register_model(
