@@ -177,11 +177,12 @@ def export(
 @app.command()
 def convert(
     source: Annotated[str, typer.Argument(help="A registry name (e.g. openai/ViT-B-16, unimed/vit-b16) or path.")],
-    to: Annotated[Path, typer.Option("--to", help="Folder to write (open_clip hub format).")],
+    to: Annotated[Path, typer.Option("--to", help="Folder to write.")],
     dtype: Annotated[str, typer.Option(help="Stored weight type: fp32, fp16 or bf16.")] = "fp32",
 ) -> None:
-    """Write any model this package reads (OpenAI's TorchScript files, UniMed-CLIP's training checkpoints, ...) in
-    open_clip's hub format: safetensors, open_clip_config.json and tokenizer files, which plain open_clip loads."""
+    """Write any model this package reads as safetensors plus configs: open_clip's hub format where the model is an
+    open_clip one (OpenAI's TorchScript files, UniMed-CLIP's training checkpoints, ...; plain open_clip loads it),
+    else openmedclip's own folder (MedCLIP, BioViL, GLoRIA, PMC-CLIP, CheXzero)."""
     _write_hub_folder(source, to, dtype)
 
 
@@ -213,8 +214,8 @@ def models(
     render.stdout.print(render.models_table(model_rows()))
     for family, architectures in architecture_names().items():
         render.stdout.print(
-            f"plus {len(architectures)} {family} architectures (random weights, or with --checkpoint); "
-            "'openmedclip models --names' lists them",
+            f"plus {len(architectures)} {family} architectures (random weights, or from Python with "
+            "load_model(NAME, checkpoint=FILE)); 'openmedclip models --names' lists them",
             highlight=False,
         )
 
