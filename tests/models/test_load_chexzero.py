@@ -3,6 +3,8 @@ pair scoring."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import open_clip
 import pytest
@@ -16,7 +18,7 @@ from openmedclip.errors import ModelLoadError
 from openmedclip.io import MedicalImage
 from openmedclip.models import load_model, save_model
 from openmedclip.models.families.open_clip.config import OpenClipEntry
-from openmedclip.models.registry import REGISTRY, RegistryEntry, registry
+from openmedclip.models.registry import REGISTRY, registry
 from tiny_models import tiny_openclip_config
 
 
@@ -36,8 +38,7 @@ def chexzero(tiny_arch, tmp_path, monkeypatch):
     """The `chexzero` entry on the tiny architecture, its checkpoint a plain partly-fp16 state dict."""
     registry()
     settings = OpenClipEntry(architecture=tiny_arch, model_overrides={"quick_gelu": True})
-    entry = RegistryEntry("chexzero", "chexzero", "", "test", settings,
-                          download_url="https://github.com/rajpurkarlab/CheXzero")
+    entry = dataclasses.replace(registry()["chexzero"], config=settings)
     monkeypatch.setitem(REGISTRY, "chexzero", entry)
     torch.manual_seed(4)
     model = open_clip.model.CLIP(**tiny_openclip_config()["model_cfg"], quick_gelu=True).eval()
@@ -155,3 +156,12 @@ def test_one_bad_member_is_named(chexzero_ensemble):
     torch.save(state, chexzero_ensemble[1])
     with pytest.raises(ModelLoadError, match=r"best_6\.pt.*text_projection"):
         load_model("chexzero", device="cpu")
+
+
+def test_zero_shot_uses_the_models_recommended_prompts_unless_told_otherwise(chexzero):
+    loaded = load_model("chexzero", device="cpu")
+    images = _cxrs(1)
+    recommended = zero_shot(loaded, images, ["effusion", "edema"], num_workers=0)
+    assert recommended.prompts == {"effusion": ["effusion"], "edema": ["edema"]}  # CheXzero's bare phrases
+    chosen = zero_shot(loaded, images, ["effusion", "edema"], templates="chest_xray", num_workers=0)
+    assert chosen.prompts["edema"][0] == "a chest X-ray showing edema."

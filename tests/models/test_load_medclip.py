@@ -262,6 +262,10 @@ def test_zero_shot_with_the_bank_end_to_end(zoo):
     expected = torch.softmax(CLAMPED * features @ classifier.T, dim=-1).numpy()
     assert np.allclose(result.probabilities, expected, atol=1e-5)
     assert encode_texts(loaded, ["edema"]).shape == (1, SETTINGS["embed_dim"])
+    by_default = zero_shot(loaded, images, labels, num_workers=0)  # the entry recommends the bank
+    assert by_default.bank == "chexpert_attributes" and np.allclose(by_default.probabilities, result.probabilities)
+    unknown = zero_shot(loaded, images, ["normal", "pneumonia"], num_workers=0)  # labels the bank does not know
+    assert unknown.bank != "chexpert_attributes"
 
 
 def test_family_never_moves_to_cuda(monkeypatch, zoo):

@@ -21,6 +21,7 @@ TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
         "frontal chest X-ray demonstrating {}.",
         "{} on chest X-ray.",
     ),
+    "photo_of": ("this is a photo of {}",),  # BiomedCLIP's model card
     "radiology_findings": (  # BioViL's zero-shot test prompts
         "Findings consistent with {}",
         "Findings suggesting {}",

@@ -26,10 +26,12 @@ from ..metrics.results import json_float
 from ..models.ensemble import member_similarities, normalize_members
 from ..models.loaded import LoadedModel
 from ..prompts import (
+    TEMPLATE_SETS,
     SentenceBank,
     bank_for_labels,
     fill_templates,
     find_class,
+    list_banks,
     load_bank,
     resolve_templates,
 )
@@ -229,6 +231,26 @@ def _family_scores(
     return encoded, [column.max(dim=1).values for column in columns]
 
 
+def recommended_prompts(model: LoadedModel, labels: Sequence[str]) -> tuple[str | None, SentenceBank | None]:
+    """The model's recommended template set, or its sentence bank when the bank knows every label; (None, None)
+    when it recommends none (see ``RegistryEntry.prompts``)."""
+    from ..models.registry import registry
+
+    entry = registry().get(model.spec.name)
+    name = entry.prompts if entry is not None else ""
+    if name in TEMPLATE_SETS:
+        return name, None
+    if name in list_banks():
+        bank = load_bank(name)
+        try:
+            for label in labels:
+                bank.resolve(label)
+        except InvalidInputError:
+            return None, None
+        return None, bank
+    return None, None
+
+
 def zero_shot(
     model: LoadedModel | str,
     images: Sequence[ImageItem] | EncodedImages,
@@ -247,12 +269,13 @@ def zero_shot(
     ``model`` is a ``LoadedModel`` or anything ``load_model`` accepts. ``images`` are paths, PIL images,
     ``MedicalImage`` objects or already-encoded features. ``bank`` (a built-in sentence bank name, a bank YAML
     path or a ``SentenceBank``) supplies each class's sentences, or each label's prompt pair with ``multilabel``.
-    Without ``bank`` and ``templates``, multi-class labels that one built-in bank names (e.g. "normal, pneumonia")
-    take that bank's sentences, as the built-in model was trained on; otherwise ``templates`` defaults to the
-    ``medical`` set for multi-class and to bare phrases for multi-label. ``similarity`` other than 'global' (the
-    cosine of pooled features) is a family's own pair score, e.g. GLoRIA's word–region 'local' or 'both': a class
-    then scores its best sentence. ``encode_options`` go to ``encode_images`` (``batch_size``, ``num_workers``,
-    ``read_options``, ``progress``).
+    Without ``bank`` and ``templates``, a published model's recommended prompts are used (its registry entry's
+    template set, or its sentence bank where that knows every label); otherwise multi-class labels that one
+    built-in bank names (e.g. "normal, pneumonia") take that bank's sentences, as the built-in model was trained
+    on; otherwise ``templates`` defaults to the ``medical`` set for multi-class and to bare phrases for
+    multi-label. ``similarity`` other than 'global' (the cosine of pooled features) is a family's own pair score,
+    e.g. GLoRIA's word–region 'local' or 'both': a class then scores its best sentence. ``encode_options`` go to
+    ``encode_images`` (``batch_size``, ``num_workers``, ``read_options``, ``progress``).
     """
     if isinstance(model, str):
         from ..models.load import load_model
@@ -260,6 +283,8 @@ def zero_shot(
         model = load_model(model)
     scale = model.zero_shot_scale
     bank_name = None
+    if templates is None and bank is None and not isinstance(labels, Mapping):
+        templates, bank = recommended_prompts(model, list(labels))
     if multilabel:
         if isinstance(labels, Mapping):
             raise InvalidInputError("multi-label classification takes label names and optional prompt pairs")

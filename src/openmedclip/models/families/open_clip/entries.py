@@ -78,6 +78,7 @@ ENTRIES: tuple[RegistryEntry, ...] = (
         # Configs before April 2023 said `cls_pooler` (a BERT pooler the weights do not have): pin the current one.
         config=OpenClipEntry(model_overrides={"text_cfg": {"hf_pooler_type": "cls_last_hidden_state_pooler"}}),
         needs=("microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract",),
+        prompts="photo_of",
         licence="MIT (research use only)",
     ),
     _openai("ViT-B-32", "timm/vit_base_patch32_clip_224.openai"),
