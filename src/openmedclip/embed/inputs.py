@@ -33,10 +33,10 @@ def describe_item(item: Any) -> str:
 
 
 def from_pil(image: Image.Image, name: str = "<PIL.Image>") -> MedicalImage:
-    """An 8-bit ``MedicalImage`` of what a PIL image shows (grey stays grey, anything else becomes RGB)."""
+    """An 8-bit (uint8) ``MedicalImage`` of what a PIL image shows (grey stays grey, anything else becomes RGB)."""
     grey = image.mode in ("L", "1", "LA", "La")
     converted = image.convert("L" if grey else "RGB")
-    pixels = np.asarray(converted).astype(np.float32)
+    pixels = np.asarray(converted)
     meta = {"format": "pil", "bit_depth": 8, "mode": image.mode, "frame": 0, "n_frames": 1, "inverted": False,
             "spacing": None}
     return MedicalImage(pixels, name, photometric="MONOCHROME2" if grey else "RGB", meta=meta)
@@ -50,13 +50,17 @@ def check_pixels(image: MedicalImage, *, finite: bool = True) -> MedicalImage:
         raise ImageReadError(image.path, f"pixels must be a numeric array, got {type(pixels).__name__}")
     if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)) or 0 in pixels.shape:
         raise ImageReadError(image.path, f"pixels must have shape (H, W) or (H, W, 3), got {pixels.shape}")
-    if finite and not np.isfinite(pixels).all():
+    if finite and pixels.dtype.kind in "fc" and not np.isfinite(pixels).all():
         raise ImageReadError(image.path, "pixels contain NaN or infinite values")
     return image
 
 
 class ItemReader:
-    """Reads item ``i`` of a list of items, or row ``rows[i]`` of a data source, as a ``MedicalImage``."""
+    """Reads item ``i`` of a list of items, or row ``rows[i]`` of a data source, as a ``MedicalImage``.
+
+    ``read_options`` go to ``read_image`` for paths; ``{"target_size": loaded.preprocess.target_size}`` there
+    decodes large JPEGs at reduced scale (pixels differ slightly from a full decode).
+    """
 
     def __init__(
         self,

@@ -1,6 +1,6 @@
 """Reading medical images (PNG, JPEG, BMP, TIFF, DICOM, NIfTI) with explicit intensity conventions."""
 
-from openmedclip.io.convert import to_model_input
+from openmedclip.io.convert import to_model_input, to_model_picture
 from openmedclip.io.discover import find_images
 from openmedclip.io.formats import IMAGE_SUFFIXES
 from openmedclip.io.image import MedicalImage
@@ -15,4 +15,5 @@ __all__ = [
     "read_image",
     "read_image_bytes",
     "to_model_input",
+    "to_model_picture",
 ]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openmedclip.errors import ImageReadError
+from openmedclip.errors import ImageReadError, InvalidInputError
 
 MAX_PIXELS = 2**27
 """Largest image (rows x columns) read, about 134 million pixels: a guard against decompression bombs."""
@@ -31,6 +31,13 @@ def check_pixel_count(path: Path, rows: int, columns: int) -> None:
         )
 
 
+def check_target_size(target_size: int | None) -> None:
+    """Raise unless ``target_size`` is None or a positive int."""
+    valid = isinstance(target_size, int) and not isinstance(target_size, bool) and target_size >= 1
+    if target_size is not None and not valid:
+        raise InvalidInputError(f"target_size must be a positive number of pixels or None, got {target_size!r}")
+
+
 def choose_index(path: Path, index: int | None, count: int, default: int, what: str) -> int:
     """Return ``index`` (or ``default`` when None) after checking it lies in ``0..count-1``."""
     chosen = default if index is None else index
@@ -40,11 +47,12 @@ def choose_index(path: Path, index: int | None, count: int, default: int, what: 
 
 
 def require_finite(path: Path, pixels: np.ndarray) -> None:
-    """Raise when ``pixels`` hold NaN or infinite values."""
+    """Raise when float ``pixels`` hold NaN or infinite values (integer pixels cannot; one pass when finite)."""
+    if pixels.dtype.kind not in "fc" or np.isfinite(pixels).all():
+        return
     if np.isnan(pixels).any():
         raise ImageReadError(path, "contains NaN pixels")
-    if np.isinf(pixels).any():
-        raise ImageReadError(path, "contains infinite pixels")
+    raise ImageReadError(path, "contains infinite pixels")
 
 
 def one_line(exc: BaseException) -> str:

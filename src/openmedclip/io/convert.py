@@ -1,4 +1,4 @@
-"""The single conversion from a :class:`MedicalImage` to the PIL image a CLIP preprocess expects."""
+"""The single conversion from a :class:`MedicalImage` to the 8-bit PIL image a CLIP preprocess expects."""
 
 from __future__ import annotations
 
@@ -19,6 +19,15 @@ class IntensityScalingWarning(UserWarning):
 def to_model_input(image: MedicalImage) -> Image.Image:
     """Convert to an 8-bit RGB PIL image, ready for an open_clip-style ``preprocess``.
 
+    It is :func:`to_model_picture` with grey pictures repeated into three identical channels.
+    """
+    picture = to_model_picture(image)
+    return picture if picture.mode == "RGB" else picture.convert("RGB")
+
+
+def to_model_picture(image: MedicalImage) -> Image.Image:
+    """Convert to an 8-bit PIL image: mode 'L' for grey images, 'RGB' for colour ones.
+
     Scaling to 0..255, in order of precedence:
 
     1. DICOM header VOI (``image.voi``, while ``image.window`` is still ``voi.window`` and
@@ -32,11 +41,13 @@ def to_model_input(image: MedicalImage) -> Image.Image:
     4. anything else (16-bit, float, HU without a window): min-max scaling of this image to 0..255
        (a constant image becomes 0), with an :class:`IntensityScalingWarning` naming the file.
 
-    Values are rounded to the nearest integer. Grey images are repeated into three identical channels.
+    Values are rounded to the nearest integer; uint8 8-bit pixels without a window are used as they are.
     MONOCHROME1 inversion already happened in ``read_image``, so bright means dense here too.
     """
-    pixels = image.pixels.astype(np.float32, copy=False)
     voi = _header_voi(image)
+    if voi is None and image.window is None and image.pixels.dtype == np.uint8 and _is_8bit(image):
+        return Image.fromarray(np.ascontiguousarray(image.pixels))
+    pixels = image.pixels.astype(np.float32, copy=False)
     scaled: np.ndarray
     if voi is not None:
         scaled = voi.to_unit(pixels) * 255.0
@@ -54,10 +65,7 @@ def to_model_input(image: MedicalImage) -> Image.Image:
             stacklevel=2,
         )
         scaled = (pixels - low) * (255.0 / (high - low)) if high > low else np.zeros_like(pixels)
-    grey_or_rgb = np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
-    if grey_or_rgb.ndim == 2:
-        grey_or_rgb = np.repeat(grey_or_rgb[:, :, None], 3, axis=2)
-    return Image.fromarray(grey_or_rgb)
+    return Image.fromarray(np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8))
 
 
 def _header_voi(image: MedicalImage) -> HeaderVOI | None:
@@ -70,7 +78,9 @@ def _header_voi(image: MedicalImage) -> HeaderVOI | None:
 
 def _is_8bit(image: MedicalImage) -> bool:
     pixels = image.pixels
-    return image.meta.get("bit_depth", 16) <= 8 and float(pixels.min()) >= 0.0 and float(pixels.max()) <= 255.0
+    if image.meta.get("bit_depth", 16) > 8:
+        return False
+    return pixels.dtype == np.uint8 or (float(pixels.min()) >= 0.0 and float(pixels.max()) <= 255.0)
 
 
 def _data_kind(image: MedicalImage) -> str:

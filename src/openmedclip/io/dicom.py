@@ -53,7 +53,8 @@ def read_dicom(path: Path, *, frame: int | None = None) -> MedicalImage:
     as a linear stand-in), both reflected for MONOCHROME1. ``meta["window_source"]`` names it: 'header'
     (with ``meta["voi_lut_function"]``: LINEAR, LINEAR_EXACT or SIGMOID, LINEAR when absent or unknown),
     'voi_lut', 'voi_lut_range' (a VOI LUT pydicom cannot use: only the linear stand-in is kept) or None.
-    Colour frames (RGB, YBR_*, PALETTE COLOR) come out as RGB.
+    Colour frames (RGB, YBR_*, PALETTE COLOR) come out as RGB. Pixels are uint8 where the frame's stored
+    8-bit values pass unchanged (no Modality LUT; MONOCHROME1 reflected as ``255 - value``), else float32.
     """
     ds = _dataset(path)
     rows, columns = _dimensions(path, ds)
@@ -86,7 +87,8 @@ def read_dicom(path: Path, *, frame: int | None = None) -> MedicalImage:
             stored = stored / 257.0
         meta["bit_depth"] = 8
     if stored.ndim == 3:
-        return MedicalImage(stored.astype(np.float32), str(path), modality, photometric="RGB", meta=meta)
+        colour = stored if stored.dtype == np.uint8 else stored.astype(np.float32)
+        return MedicalImage(colour, str(path), modality, photometric="RGB", meta=meta)
     pixels, voi, window = _grey(ds, index, stored, photometric, meta)
     return MedicalImage(pixels, str(path), modality, photometric="MONOCHROME2", window=window, meta=meta, voi=voi)
 
@@ -152,7 +154,8 @@ def _grey(
         meta["inverted"] = True
         meta["inversion_offset"] = offset
     voi, window = _header_voi(ds, index, offset, meta)
-    return values.astype(np.float32), voi, window
+    unchanged_8bit = stored.dtype == np.uint8 and source is None and offset in (None, 255.0)
+    return values.astype(np.uint8 if unchanged_8bit else np.float32), voi, window
 
 
 def _inversion_offset(ds: Dataset, stored: np.ndarray, source: Dataset | None) -> float:

@@ -12,11 +12,13 @@ from openmedclip.io.voi import HeaderVOI
 
 @dataclass
 class MedicalImage:
-    """A 2-D image as float32 pixels plus the metadata needed to display it.
+    """A 2-D image as uint8 or float32 pixels plus the metadata needed to display it.
 
     Intensity conventions:
 
-    * ``pixels`` is float32, shape ``(H, W)`` for grey or ``(H, W, 3)`` for RGB, always finite.
+    * ``pixels`` has shape ``(H, W)`` for grey or ``(H, W, 3)`` for RGB and is always finite: uint8 where
+      the source is 8-bit and its values pass unchanged (8-bit PNG/JPEG/BMP/TIFF, 8-bit DICOM without a
+      Modality LUT), float32 otherwise (16-bit and float data, rescaled DICOM, NIfTI).
     * Values are in the image's physical or stored units, never rescaled for display:
       DICOM after the Modality LUT (rescale slope/intercept, so Hounsfield units for CT);
       16-bit PNG/TIFF and NIfTI as stored (NIfTI after its scl_slope/scl_inter); 8-bit images as 0..255.

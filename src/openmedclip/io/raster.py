@@ -1,4 +1,4 @@
-"""PNG, JPEG and BMP through Pillow, keeping 16-bit and float grey values."""
+"""PNG, JPEG and BMP through Pillow: 8-bit images as uint8, 16-bit, 32-bit and float grey values as float32."""
 
 from __future__ import annotations
 
@@ -14,16 +14,24 @@ from openmedclip.io.image import MedicalImage
 
 _GREY_BITS = {"L": 8, "I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32, "F": 32}
 _EXIF_ORIENTATION = 0x0112
+_DRAFT_MODES = ("L", "RGB")
 
 
-def read_raster(path: Path, *, frame: int | None = None, data: bytes | None = None) -> MedicalImage:
+def read_raster(
+    path: Path, *, frame: int | None = None, data: bytes | None = None, target_size: int | None = None
+) -> MedicalImage:
     """Read a PNG/JPEG/BMP file.
 
     Grey modes (8-bit, 16-bit, 32-bit integer, float) stay grey with their values; other modes
-    (palette, RGBA, CMYK, YCbCr, ...) become RGB with any alpha channel dropped. An EXIF orientation tag
-    is applied (the pixels come out as a viewer shows them) and recorded in ``meta["exif_orientation"]``.
-    ``frame`` picks a frame of animated or multi-picture files (default 0). ``data`` holds the file's bytes when it
-    is not on disk (``path`` then only names it).
+    (palette, RGBA, CMYK, YCbCr, ...) become RGB with any alpha channel dropped. 8-bit pixels come out as
+    uint8, the others as float32. An EXIF orientation tag is applied (the pixels come out as a viewer shows
+    them) and recorded in ``meta["exif_orientation"]``. ``frame`` picks a frame of animated or
+    multi-picture files (default 0). ``data`` holds the file's bytes when it is not on disk (``path`` then
+    only names it).
+
+    ``target_size`` (pixels) lets a baseline JPEG decode at 1/2, 1/4 or 1/8 scale (Pillow's ``draft``), the
+    largest that keeps both sides at least ``2 * target_size``; the pixels then differ slightly from a
+    full decode. ``meta["reduced_scale"]`` records the divisor when that happened.
     """
     try:
         with Image.open(BytesIO(data) if data is not None else path) as opened:
@@ -31,11 +39,12 @@ def read_raster(path: Path, *, frame: int | None = None, data: bytes | None = No
             n_frames = getattr(opened, "n_frames", 1)
             index = choose_index(path, frame, n_frames, 0, "frame")
             opened.seek(index)
+            scale = _draft(opened, target_size)
             opened.load()
             orientation = opened.getexif().get(_EXIF_ORIENTATION, 1)
             source_format = (opened.format or "raster").lower()
             mode = opened.mode
-            pixels, bit_depth = _pixels(ImageOps.exif_transpose(opened))
+            pixels, bit_depth = _pixels(ImageOps.exif_transpose(opened) if orientation != 1 else opened)
     except ImageReadError:
         raise
     except Image.DecompressionBombError as exc:
@@ -52,14 +61,27 @@ def read_raster(path: Path, *, frame: int | None = None, data: bytes | None = No
         "spacing": None,
         "exif_orientation": orientation,
     }
+    if scale > 1:
+        meta["reduced_scale"] = scale
     photometric = "RGB" if pixels.ndim == 3 else "MONOCHROME2"
     return MedicalImage(pixels=pixels, path=str(path), photometric=photometric, meta=meta)
 
 
+def _draft(opened: Image.Image, target_size: int | None) -> int:
+    """Ask a JPEG for reduced-scale decoding keeping both sides >= ``2 * target_size``; return the divisor."""
+    if target_size is None or opened.format != "JPEG" or opened.mode not in _DRAFT_MODES:
+        return 1
+    width = opened.width
+    opened.draft(opened.mode, (2 * target_size, 2 * target_size))
+    return -(-width // opened.width)
+
+
 def _pixels(image: Image.Image) -> tuple[np.ndarray, int]:
-    """Float32 pixels and bits per stored sample for a loaded Pillow image."""
+    """Pixels (uint8 for 8-bit modes, else float32) and bits per stored sample for a loaded Pillow image."""
+    if image.mode == "L":
+        return np.asarray(image), 8
     if image.mode in _GREY_BITS:
         return np.asarray(image).astype(np.float32), _GREY_BITS[image.mode]
     if image.mode in ("1", "LA", "La"):
-        return np.asarray(image.convert("L")).astype(np.float32), 8
-    return np.asarray(image.convert("RGB")).astype(np.float32), 8
+        return np.asarray(image.convert("L")), 8
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB")), 8

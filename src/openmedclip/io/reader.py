@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from openmedclip.errors import ImageReadError
-from openmedclip.io.checks import check_file, require_finite
+from openmedclip.io.checks import check_file, check_target_size, require_finite
 from openmedclip.io.dicom import read_dicom
 from openmedclip.io.formats import detect_format, sniff_bytes
 from openmedclip.io.image import MedicalImage
@@ -15,8 +15,7 @@ from openmedclip.io.raster import read_raster
 from openmedclip.io.tiff import read_tiff
 from openmedclip.io.windowing import resolve_window
 
-_BYTES_READERS = {"raster": read_raster, "tiff": read_tiff}
-_PLANAR_READERS = {**_BYTES_READERS, "dicom": read_dicom}
+_PLANAR_READERS = {"tiff": read_tiff, "dicom": read_dicom}
 
 
 def read_image(
@@ -26,6 +25,7 @@ def read_image(
     frame: int | None = None,
     slice_index: int | None = None,
     axis: str | int = "axial",
+    target_size: int | None = None,
 ) -> MedicalImage:
     """Read a PNG, JPEG, BMP, TIFF, DICOM or NIfTI file as a :class:`MedicalImage`.
 
@@ -34,9 +34,12 @@ def read_image(
     units) replaces any header window. ``frame`` picks a DICOM frame (default: middle), a TIFF page
     (required for stacks), a 4-D NIfTI volume (default 0) or a Pillow frame (default 0).
     ``slice_index`` and ``axis`` choose the NIfTI slice (see ``read_nifti``); ``slice_index`` on a 2-D
-    format raises. Every failure to read is an ``ImageReadError`` naming the file and the problem.
+    format raises. ``target_size`` (pixels: the side a preprocess resizes towards) lets large JPEGs decode
+    at reduced scale, keeping both sides at least twice that (see ``read_raster``); other formats ignore it.
+    Every failure to read is an ``ImageReadError`` naming the file and the problem.
     """
     path = Path(path)
+    check_target_size(target_size)
     chosen_window = resolve_window(window)
     plane_axis = slice_axis(axis)
     check_file(path)
@@ -47,6 +50,8 @@ def read_image(
         raise ImageReadError(
             path, "slice_index applies to NIfTI volumes only; use frame for DICOM frames or TIFF pages"
         )
+    elif kind == "raster":
+        image = read_raster(path, frame=frame, target_size=target_size)
     else:
         image = _PLANAR_READERS[kind](path, frame=frame)
     require_finite(path, image.pixels)
@@ -55,14 +60,20 @@ def read_image(
     return image
 
 
-def read_image_bytes(data: bytes, name: str, *, frame: int | None = None) -> MedicalImage:
+def read_image_bytes(
+    data: bytes, name: str, *, frame: int | None = None, target_size: int | None = None
+) -> MedicalImage:
     """Read an in-memory PNG, JPEG, BMP or TIFF file (e.g. from a webdataset shard); ``name`` names it in errors.
 
     Same conventions as :func:`read_image` for those formats.
     """
+    check_target_size(target_size)
     kind = sniff_bytes(data)
-    if kind not in _BYTES_READERS:
+    if kind == "raster":
+        image = read_raster(Path(name), frame=frame, data=data, target_size=target_size)
+    elif kind == "tiff":
+        image = read_tiff(Path(name), frame=frame, data=data)
+    else:
         raise ImageReadError(name, "unsupported in-memory image (expected PNG, JPEG, BMP or TIFF bytes)")
-    image = _BYTES_READERS[kind](Path(name), frame=frame, data=data)
     require_finite(Path(name), image.pixels)
     return image

@@ -1,4 +1,4 @@
-"""TIFF through tifffile, keeping 16-bit, 32-bit and float samples as stored."""
+"""TIFF through tifffile: 8-bit samples as uint8, 16-bit, 32-bit and float samples as stored (float32)."""
 
 from __future__ import annotations
 
@@ -86,14 +86,15 @@ def _samples_last(path: Path, data: np.ndarray, axes: str) -> np.ndarray:
 def _interpret(path: Path, samples: np.ndarray, page: tifffile.TiffPage) -> tuple[np.ndarray, str, bool, float | None]:
     """Pixels, photometric, whether they were inverted, and the inversion offset."""
     kind = page.photometric
+    as_stored = np.uint8 if _is_uint8(samples, page) else np.float32
     if kind in _GREY:
         grey = samples if samples.ndim == 2 else samples[:, :, 0]
         if kind == PHOTOMETRIC.MINISBLACK:
-            return grey.astype(np.float32), "MONOCHROME2", False, None
+            return grey.astype(as_stored), "MONOCHROME2", False, None
         offset = _inversion_offset(grey, page)
-        return (offset - grey.astype(np.float64)).astype(np.float32), "MONOCHROME2", True, offset
+        return (offset - grey.astype(np.float64)).astype(as_stored), "MONOCHROME2", True, offset
     if kind in _COLOUR and samples.ndim == 3 and samples.shape[2] >= 3:
-        return samples[:, :, :3].astype(np.float32), "RGB", False, None
+        return samples[:, :, :3].astype(as_stored), "RGB", False, None
     if kind == PHOTOMETRIC.PALETTE and page.colormap is not None and samples.ndim == 2:
         colormap = page.colormap.astype(np.float32)
         if colormap.max() > 255:
@@ -102,6 +103,11 @@ def _interpret(path: Path, samples: np.ndarray, page: tifffile.TiffPage) -> tupl
     raise ImageReadError(
         path, f"unsupported TIFF photometric interpretation {getattr(kind, 'name', kind)} with shape {samples.shape}"
     )
+
+
+def _is_uint8(samples: np.ndarray, page: tifffile.TiffPage) -> bool:
+    """Whether the page holds full 8-bit unsigned samples (kept as uint8; min-is-white 255 - value stays in range)."""
+    return samples.dtype == np.uint8 and page.bitspersample == 8 and page.sampleformat == SAMPLEFORMAT.UINT
 
 
 def _inversion_offset(grey: np.ndarray, page: tifffile.TiffPage) -> float:

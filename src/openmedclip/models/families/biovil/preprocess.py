@@ -26,6 +26,11 @@ class BiovilPreprocess:
         self.resize = resize
         self.crop = crop
 
+    @property
+    def target_size(self) -> int:
+        """The side images are resized towards (the resized short side)."""
+        return self.resize
+
     def __call__(self, image: MedicalImage | Image.Image) -> torch.Tensor:
         picture = image if isinstance(image, Image.Image) else to_model_input(image)
         grey = picture.convert("L")

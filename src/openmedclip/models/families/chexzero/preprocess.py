@@ -24,6 +24,11 @@ class ChexzeroPreprocess:
     def __init__(self, size: int = SIZE):
         self.size = size
 
+    @property
+    def target_size(self) -> int:
+        """The side images are resized towards (the canvas side)."""
+        return CANVAS
+
     def __call__(self, image: MedicalImage | Image.Image) -> torch.Tensor:
         picture = image if isinstance(image, Image.Image) else to_model_input(image)
         rows, columns = picture.height, picture.width

@@ -53,6 +53,11 @@ def _padding(size: tuple[int, int]) -> tuple[int, int]:
 class GloriaPreprocess:
     """``MedicalImage`` (or PIL image) -> ``[3, 224, 224]`` float tensor, as GLoRIA prepares its chest X-rays."""
 
+    @property
+    def target_size(self) -> int:
+        """The side images are resized towards (the resized long side)."""
+        return RESIZE
+
     def __call__(self, image: MedicalImage | Image.Image) -> torch.Tensor:
         picture = image if isinstance(image, Image.Image) else to_model_input(image)
         grey = np.asarray(picture.convert("L"))

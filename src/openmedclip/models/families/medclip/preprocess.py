@@ -22,6 +22,11 @@ class MedclipPreprocess:
     def __init__(self, size: int = 224):
         self.size = size
 
+    @property
+    def target_size(self) -> int:
+        """The side images are resized towards (the model's input side)."""
+        return self.size
+
     def __call__(self, image: MedicalImage | Image.Image) -> torch.Tensor:
         picture = image if isinstance(image, Image.Image) else to_model_input(image)
         side = self._canvas_side(picture.height, picture.width)
