@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# What the code caches on disk (text classifiers) goes to a throw-away folder, never the user's home.
+os.environ["OPENMEDCLIP_CACHE"] = tempfile.mkdtemp(prefix="openmedclip-test-cache-")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

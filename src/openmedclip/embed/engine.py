@@ -144,6 +144,14 @@ def encode_images(
     return EncodedImages(features, indices, [reader.name(i) for i in indices], errors)
 
 
+def trim_padding(tokens: torch.Tensor, pad_id: int | None) -> torch.Tensor:
+    """``tokens`` without the trailing columns that are ``pad_id`` in every row (at least one column kept)."""
+    if pad_id is None:
+        return tokens
+    used = (tokens != pad_id).any(dim=0).nonzero()
+    return tokens[:, : int(used[-1]) + 1 if len(used) else 1]
+
+
 def encode_texts(
     loaded: LoadedModel,
     texts: Sequence[str],
@@ -152,15 +160,20 @@ def encode_texts(
     autocast: Callable[[], AbstractContextManager] | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
-    """Encode texts in batches: ``[N, D]`` float32, L2-normalised, on the CPU."""
+    """Encode texts in batches: ``[N, D]`` float32, L2-normalised, on the CPU.
+
+    Where the family allows it (:meth:`~openmedclip.models.family.ModelFamily.text_pad_id`), each batch is cut to
+    its longest text before the text tower runs; the features are those of the full context.
+    """
     texts = list(texts)
     context = autocast or nullcontext
     model = cast("ClipModel", loaded.model)
+    pad_id = loaded.family.text_pad_id(loaded.model)
     chunks: list[torch.Tensor] = []
     with progress_bar("Encoding texts", total=len(texts), enabled=progress) as advance, torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
-            tokens = loaded.tokenizer(batch).to(loaded.device)
+            tokens = trim_padding(loaded.tokenizer(batch), pad_id).to(loaded.device)
             with context():
                 chunks.append(normalise(model.encode_text(tokens)))
             advance(len(batch))

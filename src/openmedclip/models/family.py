@@ -9,7 +9,8 @@ A family knows one way of building and reading models (open_clip's, MedCLIP's, .
 - **input**: ``preprocess(MedicalImage) -> tensor`` with the geometry that maps model pixels back to source
   pixels, and a tokenizer with its context length;
 - **output**: :meth:`ModelFamily.save` (and so export);
-- **optional capabilities**: patch features (heat maps), tower locking and a frozen-text cache (training).
+- **optional capabilities**: patch features (heat maps), tower locking, a frozen-text cache (training) and the
+  padding id that text batches may be trimmed of (:meth:`ModelFamily.text_pad_id`).
 
 Register a family from any code with ``@register_family``; registry entries (:mod:`openmedclip.models.registry`)
 then name it. Nothing here imports torch, so listing families and models stays fast.
@@ -185,6 +186,12 @@ class ModelFamily(ABC):
         self, model: torch.nn.Module, *, max_entries: int
     ) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """A text encoder that reuses the frozen part of the text tower per caption, or None when not frozen."""
+        return None
+
+    def text_pad_id(self, model: torch.nn.Module) -> int | None:
+        """The padding token id whose trailing columns may be cut from a token batch without changing the
+        L2-normalised text features (the text tower masks that id and pools over the other positions), or None
+        where the tower needs the full context (the default)."""
         return None
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..embed import EncodedImages, ImageItem, ItemError, encode_images, encode_texts
+from ..embed.text_cache import cached_text_features
 from ..errors import InvalidInputError
 from ..metrics import multiclass_metrics, multilabel_metrics
 from ..metrics.results import json_float
@@ -181,9 +182,10 @@ def label_pairs(
 
 def text_classifier(loaded: LoadedModel, prompts: Mapping[str, Sequence[str]]) -> torch.Tensor:
     """``[C, D]`` class embeddings: the re-normalised mean of each class's normalised sentence embeddings (per
-    member, for an ensemble)."""
+    member, for an ensemble). Sentence features are cached per model and sentence list
+    (:mod:`openmedclip.embed.text_cache`)."""
     sentences = [sentence for group in prompts.values() for sentence in group]
-    features = encode_texts(loaded, sentences)
+    features = cached_text_features(loaded, sentences, lambda: encode_texts(loaded, sentences))
     sizes = [len(group) for group in prompts.values()]
     means = torch.stack([chunk.mean(dim=0) for chunk in torch.split(features, sizes)])
     return normalize_members(means, loaded.ensemble_size)

@@ -137,6 +137,12 @@ class BiovilFamily(ModelFamily):
     def zero_shot_scale(self, model: torch.nn.Module) -> float:
         return 1.0
 
+    def text_pad_id(self, model: torch.nn.Module) -> int | None:
+        """CXR-BERT masks padding and the feature is the [CLS] token's."""
+        from openmedclip.models.families.biovil.model import BiovilModel
+
+        return model.text.pad_token_id if isinstance(model, BiovilModel) else None
+
 
 def _entry(name: str, repo: str, revision: str, image: ImageSettings, description: str) -> RegistryEntry:
     settings = BiovilEntry(image)

@@ -177,6 +177,12 @@ class GloriaFamily(ModelFamily):
     def zero_shot_scale(self, model: torch.nn.Module) -> float:
         return float(cast("GloriaModel", model).temperature)
 
+    def text_pad_id(self, model: torch.nn.Module) -> int | None:
+        """BERT masks padding; the sentence feature, a mean over all positions, changes only in scale."""
+        from openmedclip.models.families.gloria.model import GloriaModel
+
+        return model.text_encoder.pad_id if isinstance(model, GloriaModel) else None
+
     similarity_kinds: ClassVar[tuple[str, ...]] = ("global", "local", "both")
 
     def similarity(self, model: torch.nn.Module, pixels: torch.Tensor, tokens: torch.Tensor, kind: str) -> torch.Tensor:

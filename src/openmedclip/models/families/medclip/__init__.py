@@ -114,6 +114,12 @@ class MedclipFamily(ModelFamily):
         scale = model.logit_scale.detach().float().clamp(0.0, LOGIT_SCALE_MAX)
         return float(scale.exp().item())
 
+    def text_pad_id(self, model: torch.nn.Module) -> int | None:
+        """The tower cuts its input to the longest text itself and masks padding, in both poolings."""
+        from openmedclip.models.families.medclip.model import MedclipModel
+
+        return model.text_model.pad_token_id if isinstance(model, MedclipModel) else None
+
 
 ZIPS = "https://storage.googleapis.com/pytrial/"
 for _name, _vision, _archive, _tower in (

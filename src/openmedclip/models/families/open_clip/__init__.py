@@ -177,6 +177,11 @@ class OpenClipFamily(ModelFamily):
         text = getattr(model, "text", None)
         return FrozenTextEncoder(text, max_entries) if FrozenTextEncoder.applies(text) else None
 
+    def text_pad_id(self, model: torch.nn.Module) -> int | None:
+        from openmedclip.models.families.open_clip.build import text_pad_id
+
+        return text_pad_id(model)
+
     def add_logit_bias(self, loaded: LoadedModel, value: float) -> LoadedModel:
         """Give a model without one a SigLIP logit bias, recorded in the config that checkpoints save."""
         import dataclasses

@@ -79,3 +79,17 @@ def build_tokenizer(
         raise ModelLoadError(name, f"cannot load the tokenizer from {source}: {error}") from None
     return tokenizer, context_length
 
+
+def text_pad_id(model: torch.nn.Module) -> int | None:
+    """The pad id that token batches may be trimmed of: a Hugging Face text tower's (which masks it) when its
+    pooler reads only unmasked positions (CLS or masked mean; open_clip's max pooler fills the *unmasked* positions,
+    so it reads padding). None for open_clip's own text transformer, which adds its full-context positional
+    embedding and causal mask whatever the input length, and for anything else."""
+    from open_clip.hf_model import ClsLastHiddenStatePooler, ClsPooler, HFTextEncoder, MeanPooler
+
+    text = getattr(model, "text", None)
+    poolers = (ClsPooler, ClsLastHiddenStatePooler, MeanPooler)
+    if not isinstance(text, HFTextEncoder) or type(text.pooler) not in poolers:
+        return None
+    pad = getattr(text.config, "pad_token_id", None)
+    return None if pad is None else int(pad)
