@@ -16,7 +16,13 @@ ModelOption = Annotated[
     typer.Option("--model", "-m", help="Registry name, open_clip architecture, model folder or checkpoint file."),
 ]
 DeviceOption = Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, mps (default: best available).")]
-PrecisionOption = Annotated[str, typer.Option(help="fp32, bf16 (fast on CPU) or fp16 (GPU).")]
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        help="auto (bf16 on a CPU with AVX-512 BF16 or AMX and on recent GPUs, fp16 on older GPUs, else fp32; "
+        "$OPENMEDCLIP_PRECISION replaces it), fp32, bf16 or fp16 (GPU).",
+    ),
+]
 WindowOption = Annotated[
     Optional[str],
     typer.Option(

@@ -54,10 +54,14 @@ def load_model(
 
     A ``Path`` is always read as a path. ``checkpoint`` replaces the weights of any of these; every key of a
     checkpoint must match the model.
-    ``device`` None picks CUDA, else MPS, else CPU; ``precision`` is 'fp32', 'bf16' (fast on CPU) or 'fp16'.
+    ``device`` None picks CUDA, else MPS, else CPU; ``precision`` is 'fp32', 'bf16' (fast on CPU), 'fp16' or
+    'auto': the device's default (:func:`openmedclip.precision.default_precision`: bf16 on a CPU with AVX-512 BF16
+    or AMX and on recent GPUs, fp16 on older GPUs, else fp32; ``$OPENMEDCLIP_PRECISION`` replaces it).
+    The returned ``dtype`` is the resolved one; a convolutional image tower in bf16 on the CPU gets channels-last
+    weights (faster there, see :func:`openmedclip.models.device.prefers_channels_last`).
     Raises ``ModelLoadError`` naming the model and the problem.
     """
-    from openmedclip.models.device import resolve_device
+    from openmedclip.models.device import apply_memory_format, resolve_device
     from openmedclip.precision import inference_dtype
 
     name = str(name_or_path)
@@ -82,6 +86,7 @@ def load_model(
     preprocess, config = family.preprocess(resolved, model)
     tokenizer, context_length = family.tokenizer(resolved, name=name)
     model.to(device=target, dtype=dtype).eval()
+    apply_memory_format(model, target, dtype)
     spec = ModelSpec(
         name=name,
         family=family.name,
