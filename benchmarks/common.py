@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -38,35 +37,23 @@ LABELS = ("normal", "pneumonia")
 # -- the machine --------------------------------------------------------------------------------------------------
 
 
+BIOMEDCLIP_SHAPED = "biomedclip-shaped"
+"""The benchmark name of the BiomedCLIP-shaped model (ViT-B/16 + BERT-base at context 256, random weights)."""
+
+
 def cpu_line() -> str:
-    """The CPU model name (as ``lscpu`` shows it), its bf16 flags, cores and torch's threads, in one line."""
-    import torch
+    """The CPU, its bf16 units, cores and torch's threads, in one line (:func:`openmedclip.hardware.describe`)."""
+    from openmedclip.hardware import describe
 
-    model, flags = "", set[str]()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and not model:
-                model = value.strip()
-            elif key.strip() in ("flags", "Features") and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    wanted = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx2")
-    present = [flag for flag in wanted if flag in flags] or ["none of " + "/".join(wanted)]
-    return (
-        f"CPU: {model or platform.processor() or platform.machine()}; {usable_cores()} core(s); flags: "
-        f"{' '.join(present)}; torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), "
-        f"{torch.get_num_threads()} thread(s)"
-    )
+    return f"CPU: {describe()}"
 
 
-def usable_cores() -> int:
-    """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+def model_source(name: str, scratch: Path, *, tiny: bool, label: str) -> tuple[str, str | Path]:
+    """The display name and ``load_model`` source of a benchmark model: a registry name as it is, the
+    BiomedCLIP-shaped model written into ``scratch`` (tiny with ``tiny``; ``label`` describes the full one)."""
+    if name != BIOMEDCLIP_SHAPED:
+        return name, name
+    return name + (" (tiny)" if tiny else f" ({label})"), write_biomedclip_folder(scratch / "model", tiny=tiny)
 
 
 # -- timing and tables --------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import platform
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ import torch
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
+from openmedclip.hardware import describe
 from openmedclip.io import read_image
 from openmedclip.models.families.open_clip.preprocess import OpenClipPreprocess
 
@@ -45,13 +45,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BEFORE_REV = "0a6fca0e85c912438f718b8c7952c99bd0746218"
 """The last revision whose read path converted every image to float32."""
 SIZE = 224
-
-
-def cpu_line() -> str:
-    """The CPU model name and the number of cores."""
-    names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-             if line.startswith("model name")] if Path("/proc/cpuinfo").exists() else []
-    return f"{names[0] if names else platform.processor()} ({len(names) or '?'} cores)"
 
 
 def load_before_io(rev: str) -> Any:
@@ -205,7 +198,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
-    print(f"CPU: {cpu_line()}; torch threads 1; Pillow {Image.__version__}; median of {args.repeats} repeats\n")
+    print(f"CPU: {describe()}; Pillow {Image.__version__}; median of {args.repeats} repeats\n")
     runs = pipelines(build_preprocess(SIZE), load_before_io(args.before_rev))
     with tempfile.TemporaryDirectory() as scratch:
         kinds = file_kinds(args.data, Path(scratch))

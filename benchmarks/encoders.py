@@ -25,9 +25,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import best_of, cpu_line, markdown_table, write_biomedclip_folder
+from common import BIOMEDCLIP_SHAPED, best_of, cpu_line, markdown_table, model_source
 
-BIOMEDCLIP_SHAPED = "biomedclip-shaped"
 FILLER = "a frontal chest radiograph showing a small left pleural effusion and mild cardiomegaly. "
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -109,11 +108,8 @@ def main() -> None:
     peaks: dict[str, float] = {}
     rows = []
     with tempfile.TemporaryDirectory(prefix="openmedclip-bench-") as scratch:
-        for name in args.models:
-            source: str | Path = name
-            if name == BIOMEDCLIP_SHAPED:
-                source = write_biomedclip_folder(Path(scratch) / "model", tiny=args.tiny)
-                name += " (tiny)" if args.tiny else " (ViT-B/16 + BERT-base)"
+        for model in args.models:
+            name, source = model_source(model, Path(scratch), tiny=args.tiny, label="ViT-B/16 + BERT-base")
             rows += measure_model(name, source, args, peaks)
 
     print(cpu_line())

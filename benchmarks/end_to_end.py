@@ -52,17 +52,18 @@ from common import (
     medical_prompts,
     real_image_files,
     timed,
-    usable_cores,
     with_threads,
     write_biomedclip_folder,
 )
+from openmedclip.hardware import intra_op_threads
 
 WARMUP_LABELS = ("warm-up finding", "other warm-up finding")
 
 
 @dataclass(frozen=True)
 class Option:
-    """One openmedclip row: what differs from openmedclip's defaults."""
+    """One openmedclip row: what differs from openmedclip.hardware import intra_op_threads
+from openmedclip's defaults."""
 
     title: str
     precision: str | None = None
@@ -206,7 +207,7 @@ class OpenMedClip:
         loaded = load_model(self.folder, device=self.device, **load_options)
         self.precision_used = str(loaded.dtype).removeprefix("torch.")
         encode_options: dict[str, Any] = {"num_workers": self.option.workers} if self.option.workers is not None else {}
-        threads = max(1, usable_cores() - self._workers(len(paths))) if self.option.threads_per_workers else None
+        threads = intra_op_threads(self._workers(len(paths))) if self.option.threads_per_workers else None
         empty_text_cache(self.scratch)
         if self.option.cached_prompts:
             text_classifier(loaded, medical_prompts(labels))

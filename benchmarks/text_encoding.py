@@ -24,17 +24,17 @@ from pathlib import Path
 import torch
 
 from common import (
+    BIOMEDCLIP_SHAPED,
     LABELS,
     clear_text_memory,
     cpu_line,
     empty_text_cache,
     markdown_table,
     medical_prompts,
+    model_source,
     timed,
-    write_biomedclip_folder,
 )
 
-BIOMEDCLIP_SHAPED = "biomedclip-shaped"
 WARMUP = {"warm-up": ["a sentence to warm the kernels up.", "another one, somewhat longer than the first one."]}
 
 
@@ -101,11 +101,8 @@ def main() -> None:
     sets = prompt_sets(args.bank)
     rows = []
     with tempfile.TemporaryDirectory(prefix="openmedclip-bench-") as scratch:
-        for name in args.models:
-            source: str | Path = name
-            if name == BIOMEDCLIP_SHAPED:
-                source = write_biomedclip_folder(Path(scratch) / "model", tiny=args.tiny)
-                name += " (tiny)" if args.tiny else " (BERT-base)"
+        for model in args.models:
+            name, source = model_source(model, Path(scratch), tiny=args.tiny, label="BERT-base")
             for precision in args.precisions:
                 print(f"{name} {precision} ...", flush=True)
                 rows += measure(name, source, precision, sets, Path(scratch))
