@@ -13,6 +13,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # What the code caches on disk (text classifiers) goes to a throw-away folder, never the user's home.
 os.environ["OPENMEDCLIP_CACHE"] = tempfile.mkdtemp(prefix="openmedclip-test-cache-")
+# 'auto' (inference's default) resolves to fp32, the precision the expected numbers were computed in; tests of the
+# per-device policy remove the variable.
+os.environ.setdefault("OPENMEDCLIP_PRECISION", "fp32")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

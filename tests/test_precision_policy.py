@@ -90,10 +90,13 @@ def test_unknown_names_and_fp16_on_cpu_are_refused(monkeypatch):
 
 def test_load_model_resolves_auto_and_reports_the_real_dtype(monkeypatch, tiny_model_dir):
     _cpu(monkeypatch, ZEN4)
-    assert load_model(tiny_model_dir, device="cpu").dtype == torch.float32  # 'auto' is asked for, not the default
+    assert load_model(tiny_model_dir, device="cpu").dtype == torch.bfloat16  # 'auto' is the default
     auto = load_model(tiny_model_dir, device="cpu", precision="auto")
     assert auto.dtype == torch.bfloat16 and precision_name(auto.dtype) == "bf16"
     assert next(auto.model.parameters()).dtype == torch.bfloat16
+    monkeypatch.setenv(PRECISION_ENV, "fp32")
+    assert load_model(tiny_model_dir, device="cpu", precision="auto").dtype == torch.float32
+    monkeypatch.delenv(PRECISION_ENV)
     _cpu(monkeypatch, ICE_LAKE)
     assert load_model(tiny_model_dir, device="cpu", precision="auto").dtype == torch.float32
     with pytest.raises(ModelLoadError, match="or 'auto'"):

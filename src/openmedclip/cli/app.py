@@ -86,7 +86,7 @@ def zeroshot(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     device: DeviceOption = None,
-    precision: PrecisionOption = "fp32",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Classify images zero-shot with text prompts."""
     label_names = names(labels, "--labels")
@@ -193,7 +193,8 @@ def _write_hub_folder(source: str, destination: Path, dtype: str) -> None:
     from ..models import load_model, save_model
     from ..precision import torch_dtype
 
-    folder = save_model(load_model(source, device="cpu"), destination, dtype=torch_dtype(dtype))
+    loaded = load_model(source, device="cpu", precision="fp32")  # stored weights are never rounded to bf16 first
+    folder = save_model(loaded, destination, dtype=torch_dtype(dtype))
     typer.echo(f"wrote {folder}")
 
 

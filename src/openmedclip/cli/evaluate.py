@@ -51,7 +51,7 @@ def eval_command(
     limit: Annotated[Optional[int], typer.Option(min=1, help="At most N items per split (quick runs).")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     device: DeviceOption = None,
-    precision: PrecisionOption = "fp32",
+    precision: PrecisionOption = "auto",
     cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: OUT/.cache).")] = None,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse and store encoded features.")] = True,
 ) -> None:

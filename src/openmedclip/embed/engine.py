@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from openmedclip.embed.inputs import ImageItem, ItemReader
 from openmedclip.errors import InvalidInputError, OpenMedClipError
+from openmedclip.hardware import threads_beside_loaders
 from openmedclip.models.loaded import LoadedModel
 from openmedclip.progress import progress_bar
 
@@ -114,6 +115,8 @@ def encode_images(
     mixed-precision context of the forward passes (training validation); by default inputs are cast to the
     model's dtype. ``encode`` replaces the L2-normalised pooled features by another per-batch function of the
     pixels (e.g. a family's patch or local features); its output is returned as float32 on the CPU.
+    With loader workers, torch runs on the cores they leave free (:func:`openmedclip.hardware.threads_beside_loaders`)
+    until the images are encoded.
     """
     reader = ItemReader(items, rows, read_options)
     workers = default_num_workers(len(reader), batch_size) if num_workers is None else num_workers
@@ -131,7 +134,12 @@ def encode_images(
     chunks: list[torch.Tensor] = []
     indices: list[int] = []
     errors: list[ItemError] = []
-    with progress_bar("Encoding images", total=len(reader), enabled=progress) as advance, torch.inference_mode():
+    threads: AbstractContextManager[object] = threads_beside_loaders(workers) if workers > 0 else nullcontext()
+    with (
+        threads,
+        progress_bar("Encoding images", total=len(reader), enabled=progress) as advance,
+        torch.inference_mode(),
+    ):
         for batch_indices, pixels, failed in loader:
             errors.extend(ItemError(i, reader.name(i), message) for i, message in failed)
             if pixels is not None:

@@ -92,6 +92,7 @@ def markdown(results: Sequence[dict[str, Any]], summaries: Sequence[dict[str, An
     level = results[0].get("ci_level", CI_LEVEL)
     suites = ", ".join(sorted({str(r.get("suite", "?")) for r in results}))
     lines = ["# Evaluation report", "", f"Suite(s): {suites}. Cells: value [{level:.0%} bootstrap interval]."]
+    lines += _precision_line(results)
     shown = None
     titles = {name: spec.title for name, spec in by_benchmark_name().items()}
     for task, metric, dataset, *cells in rows:
@@ -102,6 +103,18 @@ def markdown(results: Sequence[dict[str, Any]], summaries: Sequence[dict[str, An
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
     lines += _notes(summaries)
     return "\n".join(lines) + "\n"
+
+
+def _precision_line(results: Sequence[dict[str, Any]]) -> list[str]:
+    """``Precision: model bf16 on cpu, ...`` for the results that record it (empty when none does)."""
+    runs: dict[str, set[str]] = {}
+    for r in results:
+        if "precision" in r:
+            runs.setdefault(model_label(r), set()).add(f"{r['precision']} on {r.get('device', '?')}")
+    if not runs:
+        return []
+    listed = "; ".join(f"{model} {', '.join(sorted(how))}" for model, how in sorted(runs.items()))
+    return ["", f"Precision: {listed}."]
 
 
 def _notes(summaries: Sequence[dict[str, Any]]) -> list[str]:

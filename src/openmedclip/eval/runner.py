@@ -38,6 +38,7 @@ from openmedclip.errors import InvalidInputError, OpenMedClipError
 from openmedclip.eval.suite import DatasetEntry, Suite, missing_paths, resolve_spec
 from openmedclip.metrics.defaults import CI_LEVEL, N_BOOTSTRAP
 from openmedclip.models import LoadedModel, load_model
+from openmedclip.precision import precision_name
 from openmedclip.tasks.registry import TaskInputs, TaskRecord, get_task, task_names
 
 DATA_ENV = "OPENMEDCLIP_DATA"
@@ -57,7 +58,8 @@ class EvalOptions:
     """At most this many items per split, evenly spaced over the split (quick runs)."""
     batch_size: int = 32
     device: str | None = None
-    precision: str = "fp32"
+    precision: str = "auto"
+    """'auto' (per device, see :func:`openmedclip.precision.resolve_precision`), 'fp32', 'bf16' or 'fp16'."""
     cache_dir: Path | None = None
     """Feature cache folder; default ``<out>/.cache``."""
     use_cache: bool = True
@@ -286,6 +288,8 @@ def _payload(
         "n_items": record.n_items,
         "model_slug": model_slug(run.name),
         "model_spec": {"name": spec.name, "architecture": spec.architecture, "format": spec.format},
+        "precision": precision_name(run.loaded.dtype),
+        "device": str(run.loaded.device),
         "options": {
             "limit": run.options.limit,
             "k_shots": ["all" if k is None else k for k in run.options.k_shots],
@@ -357,6 +361,7 @@ def run_suite(
     for name in models:
         if prepared:
             run = _ModelRun(name, load_model(name, device=options.device, precision=options.precision), cache, options)
+            log(f"{model_slug(name)}: {precision_name(run.loaded.dtype)} on {run.loaded.device}")
         for prep in prepared:
             log(f"{model_slug(name)} · {prep.entry.name}: {', '.join(prep.tasks)} on {len(prep.test.rows)} items")
             _evaluate_dataset(suite, prep, run, out, summary)

@@ -47,6 +47,7 @@ from openmedclip.data.factory import SOURCES, canonical_type
 from openmedclip.errors import InvalidInputError
 from openmedclip.prompts import resolve_templates
 from openmedclip.schemas import FileModel, describe_error
+from openmedclip.yaml_text import safe_load
 
 PATH_KEYS = ("path", "root")
 """Source options that name files or folders under the data root."""
@@ -218,7 +219,7 @@ def parse_suite(text: str, *, origin: str = "<string>") -> Suite:
     """Build a suite from YAML text; every problem raises `InvalidInputError` naming ``origin`` and the place,
     e.g. ``s.yaml: datasets.chest.prompts.bankk: unknown key (did you mean 'bank'?)``."""
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"{origin}: not valid YAML ({exc})") from None
     try:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nibabel as nib
 import numpy as np
-from nibabel.orientations import apply_orientation, io_orientation
 
 from openmedclip.errors import ImageReadError, InvalidInputError
 from openmedclip.io.checks import check_pixel_count, choose_index, one_line
 from openmedclip.io.image import MedicalImage
+
+if TYPE_CHECKING:
+    import nibabel as nib
 
 AXES: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
 """Slice plane -> the RAS+ axis it is perpendicular to (0: right, 1: anterior, 2: superior)."""
@@ -43,6 +45,9 @@ def read_nifti(
     names the directions of increasing column and row index, as DICOM Patient Orientation does.
     Values are the stored voxels after scl_slope/scl_inter.
     """
+    import nibabel as nib  # imported for NIfTI files only
+    from nibabel.orientations import io_orientation
+
     plane_axis = slice_axis(axis)
     try:
         volume = nib.load(path)
@@ -90,6 +95,8 @@ def _canonical_plane(
     path: Path, volume: nib.Nifti1Image, orientation: np.ndarray, plane_axis: int, index: int, volume_index: int
 ) -> np.ndarray:
     """Read only slice ``index`` (RAS+ axis ``plane_axis``) and return it as a 2-D array in RAS+ axis order."""
+    from nibabel.orientations import apply_orientation
+
     stored_axis = int(np.flatnonzero(orientation[:, 0] == plane_axis)[0])
     n_slices = volume.shape[stored_axis]
     stored_slice = index if orientation[stored_axis, 1] > 0 else n_slices - 1 - index

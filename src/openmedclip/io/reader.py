@@ -7,7 +7,6 @@ from pathlib import Path
 
 from openmedclip.errors import ImageReadError
 from openmedclip.io.checks import check_file, check_target_size, require_finite
-from openmedclip.io.dicom import read_dicom
 from openmedclip.io.formats import detect_format, sniff_bytes
 from openmedclip.io.image import MedicalImage
 from openmedclip.io.nifti import read_nifti, slice_axis
@@ -15,7 +14,13 @@ from openmedclip.io.raster import read_raster
 from openmedclip.io.tiff import read_tiff
 from openmedclip.io.windowing import resolve_window
 
-_PLANAR_READERS = {"tiff": read_tiff, "dicom": read_dicom}
+
+def _read_planar(kind: str, path: Path, frame: int | None) -> MedicalImage:
+    if kind == "dicom":
+        from openmedclip.io.dicom import read_dicom  # pydicom is imported for DICOM files only
+
+        return read_dicom(path, frame=frame)
+    return read_tiff(path, frame=frame)
 
 
 def read_image(
@@ -53,7 +58,7 @@ def read_image(
     elif kind == "raster":
         image = read_raster(path, frame=frame, target_size=target_size)
     else:
-        image = _PLANAR_READERS[kind](path, frame=frame)
+        image = _read_planar(kind, path, frame)
     require_finite(path, image.pixels)
     if chosen_window is not None:
         image = replace(image, window=chosen_window, meta={**image.meta, "window_source": "user"})

@@ -9,10 +9,12 @@ and LUT Data). :meth:`HeaderVOI.to_unit` rebuilds a minimal ``Dataset`` from the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydicom.dataset import Dataset
-from pydicom.pixels import apply_voi_lut
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 VOI_LUT_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 """The defined terms of (0028,1056) VOI LUT Function; LINEAR is the default when absent."""
@@ -57,6 +59,8 @@ class HeaderVOI:
         Bits Stored and Pixel Representation only set the output range of pydicom's windowing
         (16-bit unsigned: 0..65535), which :meth:`to_unit` maps back onto 0..1.
         """
+        from pydicom.dataset import Dataset
+
         ds = Dataset()
         ds.PhotometricInterpretation = "MONOCHROME2"
         ds.BitsStored = _WINDOW_BITS
@@ -87,6 +91,8 @@ class HeaderVOI:
             top = 2**bits - 1
         else:
             top = 2**_WINDOW_BITS - 1
+        from pydicom.pixels import apply_voi_lut
+
         unit = np.asarray(apply_voi_lut(values, self.dataset()), dtype=np.float64) / top
         if self.inversion_offset is not None:
             unit = 1.0 - unit

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
 
 from openmedclip.errors import InvalidInputError
 from openmedclip.metrics._inputs import binary_matrix, score_matrix
@@ -121,5 +120,7 @@ def roc_curve_points(y_true: Any, scores: Any) -> RocCurve:
         raise InvalidInputError(f"y_true: expected one binary target, got shape {y.shape}")
     if y.min() == y.max():
         raise InvalidInputError("y_true: an ROC curve needs both positives and negatives")
+    from sklearn.metrics import roc_auc_score, roc_curve  # imported here: seconds that a bare prediction never needs
+
     fpr, tpr, thresholds = roc_curve(y[:, 0], s[:, 0])
     return RocCurve(fpr, tpr, thresholds, float(roc_auc_score(y[:, 0], s[:, 0])))

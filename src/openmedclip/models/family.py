@@ -80,6 +80,9 @@ class Resolved:
     weights: Path | None
     folder: Path | None = None
     hf_repo: str | None = None
+    runtime: str = "auto"
+    """'auto': a family may build covered architectures from plain-torch modules (faster to start); 'library':
+    always the library's classes (what training and tower locking need). Set by ``load_model``."""
 
 
 class ModelFamily(ABC):

@@ -1,6 +1,7 @@
 """Finding Hugging Face hub files on this machine only: a model folder, a local path or the hub cache.
 
-Nothing here touches the network. The cache is the one ``huggingface_hub`` uses (``$HF_HUB_CACHE``,
+Nothing here touches the network, and ``huggingface_hub`` is imported only to read its cache (a fifth of a second
+that models whose files are all local never pay). The cache is the one ``huggingface_hub`` uses (``$HF_HUB_CACHE``,
 read at call time, else ``~/.cache/huggingface/hub``), laid out as ``models--org--name/snapshots/<rev>/``.
 """
 
@@ -12,9 +13,6 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from huggingface_hub import constants, snapshot_download, try_to_load_from_cache
-from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
-
 from openmedclip.errors import ModelLoadError
 
 TOKENIZER_FILES = (
@@ -24,7 +22,11 @@ TOKENIZER_FILES = (
 
 def hf_cache_dir() -> Path:
     """The Hugging Face hub cache folder."""
-    return Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE).expanduser()
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE).expanduser()
 
 
 def hub_url(repo_id: str) -> str:
@@ -57,6 +59,9 @@ def cached_snapshot(
     ``allow_patterns``: the files it must hold (default: all); a snapshot downloaded with file patterns counts as
     incomplete when asked for the whole repository.
     """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
     try:
         return Path(snapshot_download(
             repo_id, cache_dir=str(hf_cache_dir()), local_files_only=True, revision=revision, repo_type=repo_type,
@@ -89,6 +94,9 @@ def _find(
     for candidate in (folder, relative, package_path(reference) or Path(reference).expanduser()):
         if candidate is not None and any(accept(candidate / name) for name in names if (candidate / name).is_file()):
             return candidate
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
     for repo in repo_aliases(reference):
         for name in names:
             try:

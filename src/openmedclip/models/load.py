@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 FALLBACK_FAMILY = "open_clip"
 """The family that reads a path no family recognises (and so explains what an open_clip folder holds)."""
 
+RUNTIMES = ("auto", "library")
+
 
 def list_models() -> list[str]:
     """Registry names (pretrained, e.g. ``'biomedclip'``, ``'openai/ViT-B-16'``), then each family's architectures.
@@ -36,8 +38,9 @@ def load_model(
     name_or_path: str | Path,
     *,
     device: str | torch.device | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     checkpoint: str | Path | None = None,
+    runtime: str = "auto",
 ) -> LoadedModel:
     """Load a CLIP model offline, in eval mode, on ``device`` with its floating weights in ``precision``.
 
@@ -55,10 +58,15 @@ def load_model(
     A ``Path`` is always read as a path. ``checkpoint`` replaces the weights of any of these; every key of a
     checkpoint must match the model.
     ``device`` None picks CUDA, else MPS, else CPU; ``precision`` is 'fp32', 'bf16' (fast on CPU), 'fp16' or
-    'auto': the device's default (:func:`openmedclip.precision.default_precision`: bf16 on a CPU with AVX-512 BF16
-    or AMX and on recent GPUs, fp16 on older GPUs, else fp32; ``$OPENMEDCLIP_PRECISION`` replaces it).
+    'auto' (the default): the device's own choice (:func:`openmedclip.precision.default_precision`: bf16 on a CPU
+    with AVX-512 BF16 or AMX and on recent GPUs, fp16 on older GPUs, else fp32; ``$OPENMEDCLIP_PRECISION``
+    replaces it).
     The returned ``dtype`` is the resolved one; a convolutional image tower in bf16 on the CPU gets channels-last
     weights (faster there, see :func:`openmedclip.models.device.prefers_channels_last`).
+    ``runtime`` 'auto' lets a family build a covered architecture from plain-torch modules with the same weights
+    and outputs (the open_clip family's timm ResNet + BERT models, the built-in one among them: start-up without
+    importing open_clip, timm or transformers); 'library' always builds the library's classes (training and tower
+    locking need them).
     Raises ``ModelLoadError`` naming the model and the problem.
     """
     from openmedclip.models.device import apply_memory_format, resolve_device
@@ -70,17 +78,20 @@ def load_model(
         dtype = inference_dtype(precision, target)
     except InvalidInputError as error:
         raise ModelLoadError(name, str(error)) from None
+    if runtime not in RUNTIMES:
+        raise ModelLoadError(name, f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     weights = Path(checkpoint).expanduser() if checkpoint is not None else None
     path = Path(name_or_path).expanduser()
     if is_saved_folder(path) and not (isinstance(name_or_path, str) and name_or_path in registry()):
         family, resolved = read_folder(path)
+        resolved = dataclasses.replace(resolved, runtime=runtime)
         if weights is not None:
             resolved = dataclasses.replace(resolved, weights=weights)
         model = family.build(resolved, name=name)
         load_saved_weights(family, model, resolved, name=name)
     else:
         family, entry = _family_for(name_or_path)
-        resolved = family.resolve(name_or_path, checkpoint=weights, entry=entry)
+        resolved = dataclasses.replace(family.resolve(name_or_path, checkpoint=weights, entry=entry), runtime=runtime)
         model = family.build(resolved, name=name)
         family.load_weights(model, resolved, name=name)
     preprocess, config = family.preprocess(resolved, model)

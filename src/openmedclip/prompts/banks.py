@@ -34,6 +34,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from openmedclip.yaml_text import safe_load
+
 from ..errors import InvalidInputError
 from ..schemas import FileModel, describe_error
 
@@ -153,7 +155,7 @@ def parse_bank(text: str, *, name: str = "", source: str = "<string>") -> Senten
     """Build a bank from YAML text; `source` and the place name problems, e.g.
     ``mine.yaml: classes.normal.sentence: unknown key (did you mean 'sentences'?)``."""
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"{source}: not valid YAML ({exc})") from exc
     try:

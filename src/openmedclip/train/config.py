@@ -25,6 +25,7 @@ from typing_extensions import TypedDict
 from openmedclip.errors import InvalidInputError
 from openmedclip.precision import Precision
 from openmedclip.schemas import FileModel, describe_error
+from openmedclip.yaml_text import safe_load
 
 LossName = Literal["infonce", "siglip"]
 LOSS_NAMES: tuple[str, ...] = get_args(LossName)
@@ -160,13 +161,13 @@ def load_recipe(path: str | Path | None, overrides: Mapping[str, Any] | None = N
         if not path.is_file():
             raise InvalidInputError(f"{path}: recipe not found")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as err:
             raise InvalidInputError(f"{path}: not valid YAML ({err})") from None
         if not isinstance(data, dict):
             raise InvalidInputError(f"{path}: a recipe must be a mapping of options")
     for key, value in (overrides or {}).items():
-        _set_dotted(data, key.replace("-", "_"), yaml.safe_load(value) if isinstance(value, str) else value)
+        _set_dotted(data, key.replace("-", "_"), safe_load(value) if isinstance(value, str) else value)
     try:
         return TrainConfig.model_validate(data)
     except InvalidInputError as err:

@@ -113,7 +113,9 @@ class _Trainer:
         self.out_dir = Path(config.out_dir)
         self.root = self.out_dir / "checkpoints"
         seed_everything(config.seed)
-        loaded = load_model(config.model, device=ctx.device, precision="fp32", checkpoint=config.checkpoint)
+        loaded = load_model(
+            config.model, device=ctx.device, precision="fp32", checkpoint=config.checkpoint, runtime="library"
+        )
         self.loaded, text_encoder = prepare_model(
             loaded,
             loss=config.loss,

@@ -35,6 +35,21 @@ def _renamed(key: str, renames: dict[str, str]) -> str:
     return key
 
 
+def _native(resolved: Resolved, name: str) -> bool:
+    """Whether ``resolved`` is built from the plain-torch modules (:mod:`.native`)."""
+    if resolved.runtime == "library":
+        return False
+    from openmedclip.models.families.open_clip import native
+
+    return native.applies(resolved, name)
+
+
+def _is_native(model: torch.nn.Module) -> bool:
+    from openmedclip.models.families.open_clip.native.model import NativeClip
+
+    return isinstance(model, NativeClip)
+
+
 @register_family
 class OpenClipFamily(ModelFamily):
     """Models built with open_clip's classes (CLIP, CustomTextCLIP, CoCa) from an open_clip model config."""
@@ -96,6 +111,10 @@ class OpenClipFamily(ModelFamily):
         return locate.resolve_path(Path(name_or_path).expanduser(), str(name_or_path), checkpoint)
 
     def build(self, resolved: Resolved, *, name: str) -> torch.nn.Module:
+        if _native(resolved, name):
+            from openmedclip.models.families.open_clip import native
+
+            return native.build_model(resolved, name)
         from openmedclip.models.families.open_clip.build import build_model
 
         return build_model(resolved.config.model_cfg, folder=resolved.folder, name=name)
@@ -104,11 +123,12 @@ class OpenClipFamily(ModelFamily):
         """Known, lossless conversions: OpenAI's TorchScript scalar entries dropped, pre-2.0 open_clip text keys
         renamed, scalar vs 1-element ``logit_scale`` reshaped. Partly-fp16 weights are cast when copied."""
         import torch
-        from open_clip.model import convert_to_custom_text_state_dict
 
         expected = model.state_dict()
         state = {key: value for key, value in state.items() if key in expected or key not in OPENAI_SCALARS}
         if "positional_embedding" in state and not hasattr(model, "positional_embedding"):
+            from open_clip.model import convert_to_custom_text_state_dict
+
             state = convert_to_custom_text_state_dict(state)
         for key in ("logit_scale", "logit_bias"):
             target = getattr(model, key, None)
@@ -131,15 +151,25 @@ class OpenClipFamily(ModelFamily):
             load_base_only(model, base, config.base_weights, tolerated=self.tolerated_keys)
 
     def preprocess(self, resolved: Resolved, model: torch.nn.Module) -> tuple[Preprocess, OpenClipConfig]:
-        from openmedclip.models.families.open_clip.build import build_preprocess
-
-        config: OpenClipConfig = resolved.config
         import dataclasses
 
-        preprocess, merged = build_preprocess(model, config.preprocess_cfg)
+        config: OpenClipConfig = resolved.config
+        preprocess: Preprocess
+        if _is_native(model):
+            from openmedclip.models.families.open_clip import native
+
+            preprocess, merged = native.build_preprocess(model, config.preprocess_cfg)  # type: ignore[arg-type]
+        else:
+            from openmedclip.models.families.open_clip.build import build_preprocess
+
+            preprocess, merged = build_preprocess(model, config.preprocess_cfg)
         return preprocess, dataclasses.replace(config, preprocess_cfg=merged, key_renames={})
 
     def tokenizer(self, resolved: Resolved, *, name: str) -> tuple[Tokenizer, int]:
+        if _native(resolved, name):
+            from openmedclip.models.families.open_clip import native
+
+            return native.build_tokenizer(resolved, name)
         from openmedclip.models.families.open_clip.build import build_tokenizer
 
         return build_tokenizer(resolved.config.model_cfg, folder=resolved.folder, name=name)
@@ -152,6 +182,10 @@ class OpenClipFamily(ModelFamily):
     # -- optional capabilities ----------------------------------------------------------------------------
 
     def patch_features(self, model: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+        if _is_native(model):
+            from openmedclip.models.families.open_clip.native.model import patch_features as native_patches
+
+            return native_patches(model, pixels)  # type: ignore[arg-type]
         from openmedclip.models.families.open_clip.patches import patch_features
 
         return patch_features(model, pixels)
@@ -159,6 +193,8 @@ class OpenClipFamily(ModelFamily):
     def lock_towers(self, model: torch.nn.Module, *, image: bool | int, text: bool | int) -> None:
         from openmedclip.errors import InvalidInputError
 
+        if _is_native(model):
+            raise InvalidInputError("towers can be locked on a model loaded with load_model(..., runtime='library')")
         for lock, method, argument in (
             (image, "lock_image_tower", "unlocked_groups"),
             (text, "lock_text_tower", "unlocked_layers"),
@@ -172,12 +208,16 @@ class OpenClipFamily(ModelFamily):
     def frozen_text_encoder(
         self, model: torch.nn.Module, *, max_entries: int
     ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        if _is_native(model):
+            return None
         from openmedclip.models.families.open_clip.text_cache import FrozenTextEncoder
 
         text = getattr(model, "text", None)
         return FrozenTextEncoder(text, max_entries) if FrozenTextEncoder.applies(text) else None
 
     def text_pad_id(self, model: torch.nn.Module) -> int | None:
+        if _is_native(model):
+            return int(model.text.pad_token_id)  # type: ignore[union-attr, arg-type]
         from openmedclip.models.families.open_clip.build import text_pad_id
 
         return text_pad_id(model)

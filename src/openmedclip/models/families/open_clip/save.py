@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from safetensors.torch import save
 from openmedclip.atomic import write_atomic, write_text
 from openmedclip.models.families.open_clip.config import OpenClipConfig
 from openmedclip.models.families.open_clip.hub_folder import CONFIG_FILE, WEIGHT_FILES
+from openmedclip.models.families.open_clip.native.model import BertTower
 from openmedclip.models.loaded import LoadedModel
 from openmedclip.models.saved_folder import stored_tensor
 
@@ -51,6 +53,8 @@ def save_hub_folder(
     text = getattr(loaded.model, "text", None)
     if isinstance(text, HFTextEncoder):
         text.config.save_pretrained(folder)
+    elif isinstance(text, BertTower) and text.config_file.resolve() != (folder / "config.json").resolve():
+        shutil.copyfile(text.config_file, folder / "config.json")
     if hasattr(loaded.tokenizer, "save_pretrained"):
         loaded.tokenizer.save_pretrained(str(folder))
     return folder
