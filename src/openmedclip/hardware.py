@@ -122,6 +122,26 @@ def intra_op_threads(loader_workers: int) -> int:
     return max(1, physical_cores() - max(0, loader_workers))
 
 
+MAX_LOADER_WORKERS = 4
+
+
+def loader_workers(decode_seconds: float, forward_seconds: float, *, cores: int | None = None) -> int:
+    """How many loader processes to decode in beside the model, from one item's measured costs.
+
+    ``decode_seconds``: reading and preprocessing one item; ``forward_seconds``: encoding it with torch on every core.
+    Without workers an item costs ``decode + forward``; with ``w`` workers (torch on the ``cores - w`` others, its
+    time growing as ``cores / (cores - w)``) it costs ``max(decode / w, forward * cores / (cores - w))``. Returns
+    the ``w`` (0 to :data:`MAX_LOADER_WORKERS`, leaving torch at least one core) with the least cost, fewer on ties.
+    A large model on 2 cores decodes in the main process (the model wants both cores); a small model on large
+    files gets a worker.
+    """
+    cores = physical_cores() if cores is None else cores
+    costs = {0: decode_seconds + forward_seconds}
+    for workers in range(1, min(MAX_LOADER_WORKERS, cores - 1) + 1):
+        costs[workers] = max(decode_seconds / workers, forward_seconds * cores / (cores - workers))
+    return min(costs, key=lambda workers: (costs[workers], workers))
+
+
 @contextmanager
 def threads_beside_loaders(loader_workers: int) -> Iterator[int]:
     """Run the block with torch's intra-op threads at :func:`intra_op_threads` (yielded), then restore them."""

@@ -2,14 +2,15 @@
 
 Images are files, ``MedicalImage``s, PIL images or the rows of a data source. Decoding and the model family's
 preprocess (which receives the ``MedicalImage``, so a family may use one channel or high-bit input) run in
-DataLoader workers while the model encodes the previous batch. An item whose *content* is bad (unreadable,
-corrupt, wrong shape: an :class:`~openmedclip.errors.OpenMedClipError`) is recorded in ``errors`` and skipped;
-every other item still gets its features. Any other exception is a bug and propagates.
+DataLoader workers while the model encodes the previous batch, where that is faster (measured on a first
+batch). An item whose *content* is bad (unreadable, corrupt, wrong shape: an
+:class:`~openmedclip.errors.OpenMedClipError`) is recorded in ``errors`` and skipped; every other item still gets
+its features. Any other exception is a bug and propagates.
 """
 
 from __future__ import annotations
 
-import os
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -17,11 +18,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from openmedclip.embed.inputs import ImageItem, ItemReader
 from openmedclip.errors import InvalidInputError, OpenMedClipError
-from openmedclip.hardware import threads_beside_loaders
+from openmedclip.hardware import loader_workers, threads_beside_loaders
 from openmedclip.models.loaded import LoadedModel
 from openmedclip.progress import progress_bar
 
@@ -84,16 +85,64 @@ def _collate(batch: list[tuple[int, torch.Tensor | None, str | None]]):
     return [index for index, _ in good], pixels, failed
 
 
-def default_num_workers(n_items: int, batch_size: int) -> int:
-    """Loader workers: none for a single batch, else up to half the cores (the rest run the model)."""
-    if n_items <= batch_size:
-        return 0
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
-
-
 def normalise(features: torch.Tensor) -> torch.Tensor:
     """L2-normalise rows and return float32 on the CPU."""
     return F.normalize(features.float(), dim=-1).cpu()
+
+
+class _Collector:
+    """Encodes collated batches and gathers features, indices and per-item errors."""
+
+    def __init__(self, loaded: LoadedModel, reader: ItemReader, features_of: Callable[[torch.Tensor], torch.Tensor],
+                 autocast: Callable[[], AbstractContextManager] | None, advance: Callable[[int], None]):
+        self.loaded = loaded
+        self.reader = reader
+        self.features_of = features_of
+        self.context = autocast or nullcontext
+        self.advance = advance
+        self.chunks: list[torch.Tensor] = []
+        self.indices: list[int] = []
+        self.errors: list[ItemError] = []
+
+    def add(self, batch: tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]) -> int:
+        """Encode one collated batch; returns how many items it encoded."""
+        batch_indices, pixels, failed = batch
+        self.errors.extend(ItemError(i, self.reader.name(i), message) for i, message in failed)
+        if pixels is not None:
+            pixels = pixels.to(self.loaded.device, dtype=self.loaded.dtype, non_blocking=True)
+            with self.context():
+                self.chunks.append(self.features_of(pixels).float().cpu())
+            self.indices.extend(batch_indices)
+        self.advance(len(batch_indices) + len(failed))
+        return len(batch_indices)
+
+    def result(self) -> EncodedImages:
+        """Everything encoded, in input order."""
+        order = sorted(range(len(self.indices)), key=self.indices.__getitem__)
+        features = torch.cat(self.chunks)[order] if self.chunks else torch.empty(0, 0)
+        indices = [self.indices[k] for k in order]
+        errors = sorted(self.errors, key=lambda error: error.index)
+        return EncodedImages(features, indices, [self.reader.name(i) for i in indices], errors)
+
+
+def _probe_rows(n_items: int, batch_size: int) -> list[int]:
+    """``batch_size`` items spread evenly over all ``n_items`` (a folder sorted by kind is sampled from every kind)."""
+    return sorted({index * n_items // batch_size for index in range(batch_size)})
+
+
+def _probe(dataset: _ImageDataset, collector: _Collector, rows: list[int]) -> int:
+    """Encode ``rows`` in this process, timing decoding and the forward pass per item (the second half, after the
+    first has warmed the model up); return the loader workers for the rest
+    (:func:`openmedclip.hardware.loader_workers`)."""
+    start = time.perf_counter()
+    batch = [dataset[index] for index in rows]
+    decode = (time.perf_counter() - start) / len(rows)
+    half = len(rows) // 2
+    collector.add(_collate(batch[:half]))
+    start = time.perf_counter()
+    encoded = collector.add(_collate(batch[half:]))
+    forward = (time.perf_counter() - start) / encoded if encoded else 0.0
+    return loader_workers(decode, forward)
 
 
 def encode_images(
@@ -115,41 +164,42 @@ def encode_images(
     mixed-precision context of the forward passes (training validation); by default inputs are cast to the
     model's dtype. ``encode`` replaces the L2-normalised pooled features by another per-batch function of the
     pixels (e.g. a family's patch or local features); its output is returned as float32 on the CPU.
-    With loader workers, torch runs on the cores they leave free (:func:`openmedclip.hardware.threads_beside_loaders`)
-    until the images are encoded.
+    ``num_workers`` None (the default) decodes a single batch in this process; for more, one batch of items
+    spread over the input is decoded and encoded here, timed, and the rest uses the loader workers that this
+    model on these files and cores is fastest with (:func:`openmedclip.hardware.loader_workers`: none for a large
+    model on two cores, one or more when decoding costs more than the forward pass). With loader workers, torch
+    runs on the cores they leave free (:func:`openmedclip.hardware.threads_beside_loaders`) until the images are
+    encoded.
     """
     reader = ItemReader(items, rows, read_options)
-    workers = default_num_workers(len(reader), batch_size) if num_workers is None else num_workers
-    loader = DataLoader(
-        _ImageDataset(reader, loaded.preprocess),
-        batch_size=batch_size,
-        num_workers=workers,
-        collate_fn=_collate,
-        pin_memory=loaded.device.type == "cuda",
-        persistent_workers=False,
-    )
-    context = autocast or nullcontext
+    dataset = _ImageDataset(reader, loaded.preprocess)
     model = cast("ClipModel", loaded.model)
     features_of = encode or (lambda pixels: normalise(model.encode_image(pixels)))
-    chunks: list[torch.Tensor] = []
-    indices: list[int] = []
-    errors: list[ItemError] = []
-    threads: AbstractContextManager[object] = threads_beside_loaders(workers) if workers > 0 else nullcontext()
     with (
-        threads,
         progress_bar("Encoding images", total=len(reader), enabled=progress) as advance,
         torch.inference_mode(),
     ):
-        for batch_indices, pixels, failed in loader:
-            errors.extend(ItemError(i, reader.name(i), message) for i, message in failed)
-            if pixels is not None:
-                pixels = pixels.to(loaded.device, dtype=loaded.dtype, non_blocking=True)
-                with context():
-                    chunks.append(features_of(pixels).float().cpu())
-                indices.extend(batch_indices)
-            advance(len(batch_indices) + len(failed))
-    features = torch.cat(chunks) if chunks else torch.empty(0, 0)
-    return EncodedImages(features, indices, [reader.name(i) for i in indices], errors)
+        collector = _Collector(loaded, reader, features_of, autocast, advance)
+        probed: list[int] = []
+        workers = num_workers or 0
+        if num_workers is None and len(reader) > batch_size:
+            probed = _probe_rows(len(reader), batch_size)
+            workers = _probe(dataset, collector, probed)
+        rest = sorted(set(range(len(reader))) - set(probed))
+        if rest:
+            loader = DataLoader(
+                Subset(dataset, rest) if probed else dataset,
+                batch_size=batch_size,
+                num_workers=workers,
+                collate_fn=_collate,
+                pin_memory=loaded.device.type == "cuda",
+                persistent_workers=False,
+            )
+            threads = threads_beside_loaders(workers) if workers > 0 else nullcontext()
+            with threads:
+                for batch in loader:
+                    collector.add(batch)
+    return collector.result()
 
 
 def trim_padding(tokens: torch.Tensor, pad_id: int | None) -> torch.Tensor:
