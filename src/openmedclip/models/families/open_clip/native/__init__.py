@@ -19,6 +19,7 @@ from openmedclip.models.families.open_clip.native import preprocess, tokenizer
 
 if TYPE_CHECKING:
     from openmedclip.models.families.open_clip.config import OpenClipConfig
+    from openmedclip.models.families.open_clip.native.bert import BertShape
     from openmedclip.models.families.open_clip.native.model import NativeClip
     from openmedclip.models.families.open_clip.native.preprocess import NativePreprocess
     from openmedclip.models.families.open_clip.native.tokenizer import NativeBertTokenizer
@@ -68,7 +69,7 @@ def applies(resolved: Resolved, name: str) -> bool:
     return text_config is not None and tokenizer.supports(words, text)
 
 
-def _bert_config(folder: Path) -> Any:
+def _bert_config(folder: Path) -> BertShape | None:
     from openmedclip.models.families.open_clip.native.bert import BertShape
 
     return BertShape.from_config(json.loads((folder / "config.json").read_text(encoding="utf-8")))
@@ -87,7 +88,10 @@ def build_model(resolved: Resolved, name: str) -> NativeClip:
     visual = ResNetTower(RESNETS[vision["timm_model_name"]], embed_dim, vision.get("image_size", 224),
                          bool(vision.get("timm_proj_bias", False)))
     config_file = text_config_dir(text["hf_model_name"], resolved.folder, name) / "config.json"
-    text_tower = BertTower(_bert_config(config_file.parent), embed_dim, text["hf_pooler_type"], config_file)
+    shape = _bert_config(config_file.parent)
+    if shape is None:
+        raise ValueError(f"{config_file} is not a BERT encoder config (build_model needs what applies() accepted)")
+    text_tower = BertTower(shape, embed_dim, text["hf_pooler_type"], config_file)
     return NativeClip(visual, text_tower, cfg.get("init_logit_bias"))
 
 
