@@ -164,7 +164,7 @@ def encode_images(
     mixed-precision context of the forward passes (training validation); by default inputs are cast to the
     model's dtype. ``encode`` replaces the L2-normalised pooled features by another per-batch function of the
     pixels (e.g. a family's patch or local features); its output is returned as float32 on the CPU.
-    ``num_workers`` None (the default) decodes a single batch in this process; for more, one batch of items
+    ``num_workers`` None (the default) decodes up to two batches in this process; for more, one batch of items
     spread over the input is decoded and encoded here, timed, and the rest uses the loader workers that this
     model on these files and cores is fastest with (:func:`openmedclip.hardware.loader_workers`: none for a large
     model on two cores, one or more when decoding costs more than the forward pass). With loader workers, torch
@@ -182,7 +182,7 @@ def encode_images(
         collector = _Collector(loaded, reader, features_of, autocast, advance)
         probed: list[int] = []
         workers = num_workers or 0
-        if num_workers is None and len(reader) > batch_size:
+        if num_workers is None and len(reader) > 2 * batch_size:
             probed = _probe_rows(len(reader), batch_size)
             workers = _probe(dataset, collector, probed)
         rest = sorted(set(range(len(reader))) - set(probed))
