@@ -111,3 +111,10 @@ def test_probe_batch_keeps_bad_items_and_order(tiny_model, image_folder, tmp_pat
     assert encoded.indices == [i for i in range(len(items)) if i != 1]
     direct = encode_images(tiny_model, items, batch_size=4, num_workers=0, encode=_features)
     assert torch.equal(encoded.features, direct.features)
+
+
+def test_two_batches_or_fewer_are_encoded_without_a_probe(tiny_model, image_folder, monkeypatch):
+    files = [str(path) for path in sorted(image_folder.rglob("*.png"))]  # 6 items, batch 3: two batches
+    monkeypatch.setattr(engine, "loader_workers", lambda *a, **k: pytest.fail("probed two batches"))
+    encoded = encode_images(tiny_model, files, batch_size=3, encode=_features)
+    assert encoded.indices == list(range(6))

@@ -245,3 +245,31 @@ def test_builtin_zero_shot_is_the_same_in_both_runtimes(builtin_pair, image_fold
     assert a.items == b.items and len(a.items) == len(files)
     assert np.allclose(a.probabilities, b.probabilities, atol=1e-6)
     assert a.prompts == b.prompts
+
+
+@pytest.mark.parametrize("output", [[], ["--json"]])
+def test_zeroshot_prints_the_same_on_either_runtime(monkeypatch, capsys, image_folder, output):
+    import openmedclip.models as models
+    from openmedclip.cli.app import main
+
+    def printed() -> str:
+        monkeypatch.setattr(sys, "argv", ["openmedclip", "zeroshot", str(image_folder), "--labels",
+                                          "normal,pneumonia", *output])
+        with pytest.raises(SystemExit) as done:
+            main()
+        assert done.value.code == 0
+        return capsys.readouterr().out
+
+    native_output = printed()
+    library_load = models.load_model
+    built: list[str] = []
+
+    def load_with_the_libraries(*args, **kwargs):
+        loaded = library_load(*args, **{**kwargs, "runtime": "library"})
+        built.append(type(loaded.model).__name__)
+        return loaded
+
+    monkeypatch.setattr(models, "load_model", load_with_the_libraries)
+    assert printed() == native_output
+    assert built == ["CustomTextCLIP"]
+    assert "normal" in native_output
