@@ -30,6 +30,8 @@ _EXPORTS = {
     "retrieve": "openmedclip.tasks.retrieval",
     "retrieval_metrics": "openmedclip.tasks.retrieval",
     "RetrievalResult": "openmedclip.tasks.retrieval",
+    "similarity_map": "openmedclip.tasks.heatmap",
+    "SimilarityMap": "openmedclip.tasks.heatmap",
     "multiclass_metrics": "openmedclip.metrics",
     "multilabel_metrics": "openmedclip.metrics",
 }

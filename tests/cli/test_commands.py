@@ -30,6 +30,7 @@ COVERED = {
     "banks": ("test_banks_lists_each_bank", "test_listing_commands_take_no_arguments"),
     "inspect": ("test_inspect_window_centre_width_and_preset", "test_inspect_usage_errors"),
     "download": ("test_download_bundled_model", "test_download_usage_errors"),
+    "heatmap": ("test_heatmap_writes_a_png_beside_the_image", "test_heatmap_usage_errors"),
 }
 """command -> (a test running it, a test of its usage errors)."""
 
@@ -456,3 +457,46 @@ def test_download_usage_errors(cli, tmp_path):
     assert_usage_error(cli("download"), "Missing argument 'name'")
     assert_usage_error(cli("download", "biomedclip", "--to", tmp_path, "--cache"), "--to", "--cache")
     assert_usage_error(cli("download", "biomedclp"), "unknown model", "Close matches: biomedclip")
+
+
+def test_heatmap_writes_a_png_beside_the_image(cli, image_folder):
+    from PIL import Image
+
+    image = sorted(image_folder.glob("*.png"))[0]
+    result = cli("heatmap", image, "--text", "pleural effusion")
+    assert result.code == 0, result.err
+    written = image.with_name(image.stem + "_heatmap.png")
+    assert f"{written}: 'pleural effusion' on {image.name}" in result.out and "peak cosine" in result.out
+    with Image.open(written) as png:
+        assert png.format == "PNG"
+
+
+def test_heatmap_usage_errors(cli, image_folder, tmp_path):
+    image = sorted(image_folder.glob("*.png"))[0]
+    assert_usage_error(cli("heatmap", image), "Missing option '--text'")
+    assert_usage_error(cli("heatmap", image, "--text", " "), "empty")
+    assert_usage_error(cli("heatmap", image, "--text", "x", "--smooth", "-1"), "--smooth")
+    assert_usage_error(cli("heatmap", image, "--text", "x", "--window", "lungs"), "--window")
+    missing = cli("heatmap", tmp_path / "nope.png", "--text", "x")
+    assert missing.code == 2 and "nope.png" in missing.err and "Traceback" not in missing.err
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("source", ["txv_test_cxr/Fake_MONOHR1.dcm", "txv_test_cxr/00000001_000.png", "nibabel"])
+def test_heatmap_maps_dicom_nifti_and_png_sources(cli, shared_data, tmp_path, source):
+    from pathlib import Path
+
+    import nibabel
+    from PIL import Image
+
+    from openmedclip.io import read_image
+
+    path = Path(nibabel.__file__).parent / "tests" / "data" / "example4d.nii.gz" if source == "nibabel" \
+        else shared_data / source
+    out = tmp_path / "map.png"
+    result = cli("heatmap", path, "--text", "pleural effusion", "-o", out)
+    assert result.code == 0, result.err
+    rows, columns = read_image(path).pixels.shape[:2]
+    assert f"(of {rows}x{columns})" in result.out
+    with Image.open(out) as png:
+        assert png.format == "PNG" and min(png.size) > 100

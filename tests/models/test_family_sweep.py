@@ -90,6 +90,19 @@ def test_patch_features_share_the_joint_space(family, example):
         assert torch.allclose(patches.mean(dim=(1, 2)), pooled, atol=1e-5)
 
 
+@pytest.mark.parametrize(("family", "example"), EXAMPLES, ids=lambda x: getattr(x, "architecture", ""))
+def test_every_family_draws_a_heat_map_in_source_pixels(family, example):
+    from openmedclip.tasks.heatmap import similarity_map
+
+    loaded = _loaded(family, example)
+    for image in _images():
+        result = similarity_map(loaded, image, "pleural effusion")
+        assert result.values.shape == image.pixels.shape[:2]
+        assert result.grid.ndim == 2 and result.grid.shape[0] >= 2 and np.all(np.abs(result.grid) <= 1 + 1e-5)
+        shown = result.values[np.isfinite(result.values)]
+        assert shown.size and result.grid.min() - 1e-5 <= shown.min() and shown.max() <= result.grid.max() + 1e-5
+
+
 @pytest.mark.parametrize("source_size", [(40, 100), (100, 40), (64, 64), (33, 47)])
 @pytest.mark.parametrize("resize_mode", ["shortest", "squash", "longest"])
 def test_geometry_maps_model_pixels_onto_the_source(source_size, resize_mode):

@@ -19,6 +19,7 @@ from ..errors import InvalidInputError, OpenMedClipError
 from ..precision import PRECISIONS
 from .download import download_command
 from .evaluate import eval_command, report_command
+from .heatmap import heatmap_command
 from .options import (
     DeviceOption,
     ModelOption,
@@ -131,6 +132,7 @@ app.command("train", context_settings=CONTEXT_SETTINGS)(train_command)
 app.command("eval")(eval_command)
 app.command("report")(report_command)
 app.command("download")(download_command)
+app.command("heatmap")(heatmap_command)
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""PNG plots from result JSONs: ROC curves (zero-shot), confusion matrices, k-shot curves (mean ± sd vs k).
+"""PNG plots from result JSONs: ROC curves (zero-shot), confusion matrices, k-shot curves (mean ± sd vs k); and
+similarity heat maps over an image (:func:`save_heatmap`).
 
 Figures are drawn with matplotlib's object API on the Agg canvas (no display, no global backend change)::
 
@@ -10,9 +11,10 @@ Figures are drawn with matplotlib's object API on the Agg canvas (no display, no
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -20,6 +22,9 @@ from matplotlib.figure import Figure
 from openmedclip.atomic import write_atomic
 from openmedclip.progress import progress_bar
 from openmedclip.tasks.registry import by_benchmark_name
+
+if TYPE_CHECKING:
+    from openmedclip.tasks.heatmap import SimilarityMap
 
 
 def _short_task(benchmark_name: str) -> str:
@@ -120,3 +125,29 @@ def write_plots(results: Sequence[dict[str, Any]], folder: Path, *, progress: bo
             written.append(_save(draw(*args), path))
             advance(1)
     return written
+
+
+def heatmap_figure(similarity: SimilarityMap, *, alpha: float = 0.45) -> Figure:
+    """The image as the model saw it (8-bit, windowed), the similarity map over it and a colour bar."""
+    from openmedclip.io import to_model_picture
+    from openmedclip.io.convert import IntensityScalingWarning
+
+    with warnings.catch_warnings():  # the model's preprocess has said so already
+        warnings.simplefilter("ignore", IntensityScalingWarning)
+        picture = np.asarray(to_model_picture(similarity.image))
+    rows, columns = similarity.values.shape
+    fig = Figure(figsize=(5.2, 5.2 * rows / max(columns, 1) + 0.4))
+    ax = fig.add_subplot()
+    ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
+    shown = ax.imshow(np.ma.masked_invalid(similarity.values), cmap="jet", alpha=alpha)
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03, label="cosine similarity")
+    peak_row, peak_column = similarity.peak()
+    ax.plot([peak_column], [peak_row], marker="+", color="white", markersize=12)
+    ax.set_title(similarity.text, fontsize=9)
+    ax.set_axis_off()
+    return fig
+
+
+def save_heatmap(similarity: SimilarityMap, path: Path, *, alpha: float = 0.45) -> Path:
+    """Write :func:`heatmap_figure` as a PNG (atomically); return the path."""
+    return _save(heatmap_figure(similarity, alpha=alpha), path)
