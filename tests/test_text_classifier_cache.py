@@ -16,6 +16,7 @@ from openmedclip.models.families import load_builtin_families
 from openmedclip.models.family import FAMILIES
 from openmedclip.models.loaded import LoadedModel, ModelSpec
 from openmedclip.tasks.zeroshot import text_classifier
+from tiny_models import recorded_text_batches
 
 PROMPTS = {"effusion": ["a chest x-ray with pleural effusion", "effusion"], "normal": ["a normal chest x-ray"]}
 
@@ -30,26 +31,13 @@ def cache_folder(tmp_path, monkeypatch):
     text_cache.clear_memory()
 
 
-def _counted(loaded: LoadedModel, monkeypatch) -> list[int]:
-    """Records the batch size of every ``encode_text`` call from now on."""
-    calls: list[int] = []
-    encode = loaded.model.encode_text
-
-    def counting(tokens: torch.Tensor) -> torch.Tensor:
-        calls.append(tokens.shape[0])
-        return encode(tokens)
-
-    monkeypatch.setattr(loaded.model, "encode_text", counting)
-    return calls
-
-
 @pytest.fixture()
 def model(tiny_model_dir) -> LoadedModel:
     return load_model(tiny_model_dir, device="cpu", precision="fp32")
 
 
 def test_second_call_encodes_nothing(model, monkeypatch, cache_folder):
-    calls = _counted(model, monkeypatch)
+    calls = recorded_text_batches(model, monkeypatch)
     first = text_classifier(model, PROMPTS)
     assert calls == [3]
     second = text_classifier(model, PROMPTS)
@@ -61,19 +49,19 @@ def test_other_sentences_dtype_or_model_miss(model, tiny_model_dir, tmp_path, mo
     from tiny_models import write_tiny_biomedclip_folder
 
     text_classifier(model, PROMPTS)
-    calls = _counted(model, monkeypatch)
+    calls = recorded_text_batches(model, monkeypatch)
     text_classifier(model, {**PROMPTS, "normal": ["a normal chest radiograph"]})
     assert calls == [3]
     text_classifier(model, {"normal": PROMPTS["normal"], "effusion": PROMPTS["effusion"]})  # another order
     assert calls == [3, 3]
 
     bf16 = load_model(tiny_model_dir, device="cpu", precision="bf16")
-    bf16_calls = _counted(bf16, monkeypatch)
+    bf16_calls = recorded_text_batches(bf16, monkeypatch)
     text_classifier(bf16, PROMPTS)
     assert bf16_calls == [3]
 
     other = load_model(write_tiny_biomedclip_folder(tmp_path / "other"), device="cpu", precision="fp32")
-    other_calls = _counted(other, monkeypatch)
+    other_calls = recorded_text_batches(other, monkeypatch)
     text_classifier(other, PROMPTS)
     assert other_calls == [3]
 
@@ -82,14 +70,14 @@ def test_reloaded_model_reads_the_disk(model, tiny_model_dir, monkeypatch):
     first = text_classifier(model, PROMPTS)
     text_cache.clear_memory()
     again = load_model(tiny_model_dir, device="cpu", precision="fp32")
-    calls = _counted(again, monkeypatch)
+    calls = recorded_text_batches(again, monkeypatch)
     assert torch.equal(text_classifier(again, PROMPTS), first) and calls == []
 
 
 def test_corrupt_file_is_ignored_and_rewritten(model, monkeypatch, cache_folder):
     first = text_classifier(model, PROMPTS)
     (path,) = cache_folder.glob("*.npy")
-    calls = _counted(model, monkeypatch)
+    calls = recorded_text_batches(model, monkeypatch)
     for garbage in (b"not an array", path.read_bytes()[:-8]):
         path.write_bytes(garbage)
         text_cache.clear_memory()
@@ -101,7 +89,7 @@ def test_corrupt_file_is_ignored_and_rewritten(model, monkeypatch, cache_folder)
 
 def test_disk_cache_can_be_turned_off(model, monkeypatch, cache_folder):
     monkeypatch.setenv("OPENMEDCLIP_TEXT_CACHE", "off")
-    calls = _counted(model, monkeypatch)
+    calls = recorded_text_batches(model, monkeypatch)
     text_classifier(model, PROMPTS)
     text_classifier(model, PROMPTS)
     assert calls == [3] and not cache_folder.exists()  # memory still serves the second call
@@ -110,7 +98,7 @@ def test_disk_cache_can_be_turned_off(model, monkeypatch, cache_folder):
 def test_memory_is_bounded(model, monkeypatch):
     monkeypatch.setenv("OPENMEDCLIP_TEXT_CACHE", "off")
     monkeypatch.setattr(text_cache, "MEMORY_ENTRIES", 2)
-    calls = _counted(model, monkeypatch)
+    calls = recorded_text_batches(model, monkeypatch)
     for sentences in (["one"], ["two"], ["three"], ["three"], ["one"]):
         text_classifier(model, {"c": sentences})
     assert calls == [1, 1, 1, 1]  # "one" was dropped when "three" came in
@@ -121,7 +109,7 @@ def test_weights_changed_in_memory_miss(model, monkeypatch, cache_folder):
     with torch.no_grad():
         next(model.model.parameters()).add_(0.5)
         model.model.token_embedding.weight.mul_(1.5)
-    calls = _counted(model, monkeypatch)
+    calls = recorded_text_batches(model, monkeypatch)
     changed = text_classifier(model, PROMPTS)
     assert calls == [3] and not torch.allclose(changed, first)
 
@@ -140,12 +128,12 @@ def test_random_weights_stay_in_memory(monkeypatch, cache_folder):
         return LoadedModel(model, preprocess, tokenizer, context_length, spec, torch.device("cpu"), torch.float32)
 
     first = build(0)
-    calls = _counted(first, monkeypatch)
+    calls = recorded_text_batches(first, monkeypatch)
     text_classifier(first, PROMPTS)
     text_classifier(first, PROMPTS)
     assert calls == [3] and not cache_folder.exists()
     second = build(1)
-    second_calls = _counted(second, monkeypatch)
+    second_calls = recorded_text_batches(second, monkeypatch)
     assert not torch.allclose(text_classifier(second, PROMPTS), text_classifier(first, PROMPTS))
     assert second_calls == [3]
 

@@ -14,6 +14,7 @@ from openmedclip.models import load_model
 from openmedclip.models.families import load_builtin_families
 from openmedclip.models.family import FAMILIES, ModelFamily, Resolved
 from openmedclip.models.loaded import LoadedModel, ModelSpec
+from tiny_models import recorded_text_batches
 
 load_builtin_families()
 EXAMPLES = [(family, example) for family in FAMILIES.values() for example in family.examples()]
@@ -61,23 +62,10 @@ def _full_context(loaded: LoadedModel, texts: list[str]) -> torch.Tensor:
         return normalise(loaded.model.encode_text(loaded.tokenizer(texts)))
 
 
-def _widths(loaded: LoadedModel, monkeypatch) -> list[int]:
-    """The token widths that ``encode_text`` is called with from now on."""
-    widths: list[int] = []
-    encode = loaded.model.encode_text
-
-    def recording(tokens: torch.Tensor) -> torch.Tensor:
-        widths.append(tokens.shape[1])
-        return encode(tokens)
-
-    monkeypatch.setattr(loaded.model, "encode_text", recording)
-    return widths
-
-
 def _assert_trimmed_equals_full(loaded: LoadedModel, monkeypatch, *, trims: bool) -> None:
     reference = _full_context(loaded, PROMPTS)
     assert loaded.tokenizer(PROMPTS).shape == (len(PROMPTS), loaded.context_length)
-    widths = _widths(loaded, monkeypatch)
+    widths = recorded_text_batches(loaded, monkeypatch, lambda tokens: tokens.shape[1])
     for batch_size in (256, 2):
         features = encode_texts(loaded, PROMPTS, batch_size=batch_size)
         assert (features - reference).abs().max().item() <= 1e-6

@@ -197,3 +197,31 @@ def assert_same_outputs(first, second) -> None:
     assert torch.equal(encode_images(first, images, num_workers=0).features,
                        encode_images(second, images, num_workers=0).features)
     assert torch.equal(encode_texts(first, texts), encode_texts(second, texts))
+
+
+def recorded_text_batches(loaded, monkeypatch, measure=lambda tokens: tokens.shape[0]) -> list:
+    """``measure(tokens)`` (default: the batch size) of every token batch ``loaded.model.encode_text`` is called
+    with from now on."""
+    recorded: list = []
+    encode = loaded.model.encode_text
+
+    def recording(tokens: torch.Tensor) -> torch.Tensor:
+        recorded.append(measure(tokens))
+        return encode(tokens)
+
+    monkeypatch.setattr(loaded.model, "encode_text", recording)
+    return recorded
+
+
+def assert_saved_folder_stands_alone(name: str, family: str, zoo: Path, folder: Path):
+    """``save_model`` of registry model ``name`` into ``folder`` loads back with the published files (``zoo``)
+    removed, as an openmedclip folder of ``family`` with the same outputs; returns the (original, reloaded) pair."""
+    from openmedclip.models import load_model, save_model
+
+    loaded = load_model(name, device="cpu")
+    saved = save_model(loaded, folder)
+    shutil.rmtree(zoo)
+    again = load_model(saved, device="cpu")
+    assert again.spec.family == family and again.spec.format == "openmedclip-folder"
+    assert_same_outputs(loaded, again)
+    return loaded, again
