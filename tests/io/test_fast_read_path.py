@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import nibabel
@@ -157,6 +157,26 @@ def test_to_model_picture_keeps_grey_as_l_and_applies_windows():
     windowed = MedicalImage(grey.pixels, "grey", window=(100.0, 100.0), meta={"bit_depth": 8})
     assert np.asarray(to_model_picture(windowed)).tolist() == [[0, 128, 255]]
     assert to_model_input(grey).mode == "RGB"
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "P", "LA"])
+def test_an_8bit_raster_reaches_the_preprocess_as_the_decoded_picture(mode, tmp_path):
+    values = np.arange(48, dtype=np.uint8).reshape(4, 4, 3) * 5
+    source = Image.fromarray(values).convert(mode)
+    source.save(tmp_path / "image.png")
+    image = read_image(tmp_path / "image.png")
+    assert image.picture is not None and image.picture.mode == ("L" if mode in ("L", "LA") else "RGB")
+    assert to_model_picture(image) is image.picture
+    shown = Image.open(tmp_path / "image.png").convert(image.picture.mode)
+    assert image.pixels.dtype == np.uint8 and np.array_equal(image.pixels, np.asarray(shown))
+    assert not image.pixels.flags.writeable
+    windowed = replace(image, window=(40.0, 80.0))
+    assert windowed.picture is None
+    assert np.array_equal(np.asarray(to_model_picture(windowed)),
+                          np.asarray(to_model_picture(MedicalImage(np.asarray(shown), "copy", window=(40.0, 80.0),
+                                                                   photometric=image.photometric, meta=image.meta))))
+    image.pixels = np.zeros((2, 2), np.uint8)
+    assert image.picture is None and to_model_picture(image).size == (2, 2)
 
 
 def test_float_pixels_are_checked_once_for_nan_and_infinity(tmp_path):

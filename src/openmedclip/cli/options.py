@@ -85,7 +85,16 @@ def key_values(items: list[str] | None, option: str) -> dict[str, str]:
     return parsed
 
 
-EXTRAS = {"webdataset": "train", "matplotlib": "plots", "medmnist": "data"}
+EXTRAS = {
+    "webdataset": "train",
+    "matplotlib": "plots",
+    "medmnist": "data",
+    "faiss": "index",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "multipart": "serve",
+    "gradio": "demo",
+}
 """Optional dependencies (top-level module -> the extra of ``pyproject.toml`` that installs it)."""
 
 

@@ -36,10 +36,9 @@ def from_pil(image: Image.Image, name: str = "<PIL.Image>") -> MedicalImage:
     """An 8-bit (uint8) ``MedicalImage`` of what a PIL image shows (grey stays grey, anything else becomes RGB)."""
     grey = image.mode in ("L", "1", "LA", "La")
     converted = image.convert("L" if grey else "RGB")
-    pixels = np.asarray(converted)
     meta = {"format": "pil", "bit_depth": 8, "mode": image.mode, "frame": 0, "n_frames": 1, "inverted": False,
             "spacing": None}
-    return MedicalImage(pixels, name, photometric="MONOCHROME2" if grey else "RGB", meta=meta)
+    return MedicalImage(converted, name, photometric="MONOCHROME2" if grey else "RGB", meta=meta)
 
 
 def check_pixels(image: MedicalImage, *, finite: bool = True) -> MedicalImage:

@@ -41,12 +41,16 @@ def to_model_picture(image: MedicalImage) -> Image.Image:
     4. anything else (16-bit, float, HU without a window): min-max scaling of this image to 0..255
        (a constant image becomes 0), with an :class:`IntensityScalingWarning` naming the file.
 
-    Values are rounded to the nearest integer; uint8 8-bit pixels without a window are used as they are.
+    Values are rounded to the nearest integer; uint8 8-bit pixels without a window are used as they are (the
+    decoded picture itself, when the reader kept it).
     MONOCHROME1 inversion already happened in ``read_image``, so bright means dense here too.
     """
     voi = _header_voi(image)
-    if voi is None and image.window is None and image.pixels.dtype == np.uint8 and _is_8bit(image):
-        return Image.fromarray(np.ascontiguousarray(image.pixels))
+    if voi is None and image.window is None:
+        if image.picture is not None:
+            return image.picture
+        if image.pixels.dtype == np.uint8 and _is_8bit(image):
+            return Image.fromarray(np.ascontiguousarray(image.pixels))
     pixels = image.pixels.astype(np.float32, copy=False)
     scaled: np.ndarray
     if voi is not None:

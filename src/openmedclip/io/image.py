@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
+from PIL import Image
 
 from openmedclip.io.voi import HeaderVOI
+
+
+class _Pixels:
+    """The ``pixels`` field: an array, or a decoded 8-bit PIL picture (mode 'L' or 'RGB') made into the array the
+    first time ``pixels`` is read, so a picture that goes straight to a preprocess is never copied."""
+
+    @overload
+    def __get__(self, image: None, owner: type) -> _Pixels: ...
+    @overload
+    def __get__(self, image: MedicalImage, owner: type | None = None) -> np.ndarray: ...
+
+    def __get__(self, image: MedicalImage | None, owner: type | None = None) -> np.ndarray | _Pixels:
+        if image is None:
+            raise AttributeError("pixels")  # no default value for the dataclass field
+        value = image.__dict__["_pixels"]
+        if isinstance(value, Image.Image):
+            value = image.__dict__["_pixels"] = np.asarray(value)  # read-only, like the picture
+        return value
+
+    def __set__(self, image: MedicalImage, value: np.ndarray | Image.Image) -> None:
+        image.__dict__["_pixels"] = value
+        image.__dict__["_picture"] = value if isinstance(value, Image.Image) else None
 
 
 @dataclass
@@ -35,12 +58,20 @@ class MedicalImage:
     ``meta`` always has ``format``, ``bit_depth`` (bits per stored sample), ``frame``, ``n_frames``,
     ``inverted`` and ``spacing`` (row, column spacing in mm, or None); readers add format details
     (rescale, transfer syntax, slice choice and orientation, ...).
+
+    ``pixels`` may be given as an 8-bit PIL picture (mode 'L' or 'RGB'): it reads back as the uint8 array, and
+    ``picture`` keeps the picture for the conversion to model input, which then needs no copy.
     """
 
-    pixels: np.ndarray
+    pixels: _Pixels = _Pixels()
     path: str
     modality: str | None = None
     photometric: str = "MONOCHROME2"
     window: tuple[float, float] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     voi: HeaderVOI | None = None
+
+    @property
+    def picture(self) -> Image.Image | None:
+        """The 8-bit PIL picture ``pixels`` was given as (so equal to ``pixels``), or None."""
+        return self.__dict__.get("_picture")

@@ -63,8 +63,12 @@ def read_raster(
     }
     if scale > 1:
         meta["reduced_scale"] = scale
-    photometric = "RGB" if pixels.ndim == 3 else "MONOCHROME2"
+    photometric = "RGB" if _is_colour(pixels) else "MONOCHROME2"
     return MedicalImage(pixels=pixels, path=str(path), photometric=photometric, meta=meta)
+
+
+def _is_colour(pixels: np.ndarray | Image.Image) -> bool:
+    return pixels.mode == "RGB" if isinstance(pixels, Image.Image) else pixels.ndim == 3
 
 
 def _draft(opened: Image.Image, target_size: int | None) -> int:
@@ -76,12 +80,13 @@ def _draft(opened: Image.Image, target_size: int | None) -> int:
     return -(-width // opened.width)
 
 
-def _pixels(image: Image.Image) -> tuple[np.ndarray, int]:
-    """Pixels (uint8 for 8-bit modes, else float32) and bits per stored sample for a loaded Pillow image."""
-    if image.mode == "L":
-        return np.asarray(image), 8
+def _pixels(image: Image.Image) -> tuple[np.ndarray | Image.Image, int]:
+    """Pixels and bits per stored sample for a loaded Pillow image: 8-bit modes as an 'L' or 'RGB' picture
+    (``MedicalImage`` makes it the uint8 array when asked), the others as float32."""
+    if image.mode in ("L", "RGB"):
+        return image, 8
     if image.mode in _GREY_BITS:
         return np.asarray(image).astype(np.float32), _GREY_BITS[image.mode]
     if image.mode in ("1", "LA", "La"):
-        return np.asarray(image.convert("L")), 8
-    return np.asarray(image if image.mode == "RGB" else image.convert("RGB")), 8
+        return image.convert("L"), 8
+    return image.convert("RGB"), 8
