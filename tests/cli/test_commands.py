@@ -7,6 +7,7 @@ import importlib.metadata
 import json
 import re
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -31,6 +32,11 @@ COVERED = {
     "inspect": ("test_inspect_window_centre_width_and_preset", "test_inspect_usage_errors"),
     "download": ("test_download_bundled_model", "test_download_usage_errors"),
     "heatmap": ("test_heatmap_writes_a_png_beside_the_image", "test_heatmap_usage_errors"),
+    "index": ("test_index_build_then_search", "test_index_and_search_usage_errors"),
+    "search": ("test_index_build_then_search", "test_index_and_search_usage_errors"),
+    "audit": ("test_audit_command", "test_audit_usage_errors"),
+    "serve": ("test_serve_answers_over_http_until_stopped", "test_serve_usage_errors"),
+    "demo": ("test_demo_serves_the_page", "test_demo_usage_errors"),
 }
 """command -> (a test running it, a test of its usage errors)."""
 
@@ -289,6 +295,11 @@ def test_export_fp16_folder_loads(cli, tiny_model_dir, tmp_path):
     assert result.code == 0, result.err
     assert result.out.startswith("wrote ") and (tmp_path / "exported").is_dir()
     assert load_model(tmp_path / "exported", device="cpu") is not None
+    assert not (tmp_path / "exported" / "training_manifest.json.gz").exists()
+    builtin = load_model("openmedclip-base", device="cpu")
+    assert cli("export", "openmedclip-base", tmp_path / "base").code == 0
+    shipped = Path(builtin.spec.folder) / "training_manifest.json.gz"
+    assert (tmp_path / "base" / shipped.name).read_bytes() == shipped.read_bytes()
 
 
 def test_export_usage_errors(cli, tiny_model_dir, tmp_path):
@@ -391,8 +402,11 @@ def block(monkeypatch):
 
 def test_extras_match_the_package_metadata():
     requires = [re.sub(r"\s+", "", r).replace('"', "'") for r in importlib.metadata.requires("openmedclip") or []]
+    distributions = importlib.metadata.packages_distributions()
     for module, extra in EXTRAS.items():
-        assert any(r.startswith(module) and f"extra=='{extra}'" in r for r in requires), (module, extra, requires)
+        names = [name.lower() for name in distributions.get(module, [module])]
+        assert any(r.lower().startswith(tuple(names)) and f"extra=='{extra}'" in r for r in requires), (
+            module, extra, requires)
 
 
 def test_core_commands_work_without_the_extras(cli, block, tiny_model_dir, image_folder, tmp_path):
@@ -500,3 +514,206 @@ def test_heatmap_maps_dicom_nifti_and_png_sources(cli, shared_data, tmp_path, so
     assert f"(of {rows}x{columns})" in result.out
     with Image.open(out) as png:
         assert png.format == "PNG" and min(png.size) > 100
+
+
+# demo: the page itself is driven in a browser in tests/serve/test_demo.py ------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_demo_serves_the_page(tiny_model_dir):
+    import os
+    import select
+    import signal
+    import subprocess
+    import urllib.request
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "openmedclip.cli", "demo", "-m", str(tiny_model_dir), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    try:
+        ready, _, _ = select.select([server.stdout], [], [], 90)
+        started = server.stdout.readline() if ready else "no line in 90 s"
+        assert started.startswith(f"openmedclip demo on http://127.0.0.1:{port}/ with {tiny_model_dir}"), started
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
+            assert page.status == 200 and "<html" in page.read().decode().lower()
+    finally:
+        server.send_signal(signal.SIGINT)  # Ctrl+C
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_demo_usage_errors(cli, block, tiny_model_dir, tmp_path):
+    import socket
+
+    assert_usage_error(cli("demo", "--port", "0"), "--port")
+    assert_usage_error(cli("demo", "--port", "65536"), "--port")
+    assert_usage_error(cli("demo", "-m", "no-such-model-xyz"), "no-such-model-xyz")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert_usage_error(cli("demo", "-m", tiny_model_dir, "--port", port), f"127.0.0.1:{port}", "--port")
+    pytest.importorskip("openmedclip.index", reason="the index package (openmedclip.index) is not installed")
+    (tmp_path / "not-an-index").mkdir()
+    assert_usage_error(cli("demo", "-m", tiny_model_dir, "--index", tmp_path / "not-an-index"), "not-an-index")
+    block("gradio")
+    assert_usage_error(cli("demo"), "gradio is not installed", "pip install 'openmedclip[demo]'")
+
+
+# serve ----------------------------------------------------------------------------------------------------------
+
+
+def test_serve_answers_over_http_until_stopped(image_folder):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OPENMEDCLIP_SERVE_TOKEN": "t0ken"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "openmedclip.cli", "serve", "--port", str(port), "--root", str(image_folder)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        health = None
+        deadline = time.monotonic() + 90
+        while health is None and server.poll() is None and time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"{url}/health", timeout=5).json()
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health is not None, server.stderr.read() if server.poll() is not None else "no answer in 90 s"
+        assert health["status"] == "ok" and health["loaded_models"] == ["openmedclip-base"]
+        question = {"path": "img0.png", "labels": "a,b"}
+        assert httpx.post(f"{url}/zeroshot", data=question).status_code == 401  # the token came from the environment
+        answer = httpx.post(f"{url}/zeroshot", data=question, headers={"Authorization": "Bearer t0ken"}, timeout=30)
+        assert answer.status_code == 200 and set(answer.json()["probabilities"]) == {"a", "b"}
+    finally:
+        server.send_signal(signal.SIGINT)  # Ctrl+C
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert f"serving openmedclip-base on {url}" in err and "Application shutdown complete" in err
+    assert "Traceback" not in err
+
+
+def test_serve_usage_errors(cli, tmp_path):
+    import socket
+
+    assert_usage_error(cli("serve", "--port", "0"), "--port")
+    assert_usage_error(cli("serve", "--port", "65536"), "--port")
+    assert_usage_error(cli("serve", "--root", tmp_path / "nope"), "nope is not an existing folder")
+    assert_usage_error(cli("serve", "--max-concurrency", "0"), "max_concurrency must be a positive whole number")
+    assert_usage_error(cli("serve", "--max-upload-mb", "-1"), "max_upload_mb must be a positive number")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert_usage_error(cli("serve", "--port", port), f"cannot listen on 127.0.0.1:{port}")
+    pytest.importorskip("openmedclip.index", reason="the index package (openmedclip.index) is not installed")
+    (tmp_path / "not-an-index").mkdir()
+    assert_usage_error(cli("serve", "--index", tmp_path / "not-an-index"), "not-an-index")
+
+
+def test_audit_command(cli, tmp_path):
+    from duplicate_images import texture, write_classes
+
+    pixels = texture(3)
+    write_classes(tmp_path / "data", {"a": [("one", pixels)], "b": [("two", pixels), ("three", texture(4))]})
+    result = cli("audit", str(tmp_path / "data"), "--out", str(tmp_path / "out"))
+    assert result.code == 0, result.err
+    assert re.search(r"\| data \| 3 \| 2 \| 2 \|", result.out)
+    assert "Copies with different labels" in result.out
+    assert (tmp_path / "out" / "audit.json").is_file() and (tmp_path / "out" / "closest_pairs.png").is_file()
+
+
+def test_audit_usage_errors(cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENMEDCLIP_DATA", raising=False)
+    assert_usage_error(cli("audit"), "give data sources")
+    assert_usage_error(cli("audit", "--suite", "local"), "--data-root")
+    assert_usage_error(cli("audit", str(tmp_path / "missing.npz")), "missing.npz")
+    assert cli("audit", str(tmp_path), "--near-distance", "70").code == 2
+
+
+def test_eval_item_bootstrap_and_exclude_seen_options(cli, tmp_path, tiny_model_dir):
+    write_pairs(tmp_path / "data" / "pairs")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: grouped\ndatasets:\n  pairs:\n    source: {type: table, path: pairs/captions.jsonl}\n"
+                     "    tasks: [retrieval]\n    groups: modality\n")
+    common = ["eval", "--suite", suite, "-m", tiny_model_dir, "--data-root", tmp_path / "data", "--bootstrap", "5"]
+    units = {}
+    for flags in ([], ["--item-bootstrap", "--exclude-seen"]):
+        out = tmp_path / ("results" + "".join(flags))
+        result = cli(*common, "--out", out, *flags)
+        assert result.code == 0, result.err
+        payload = json.loads(next(out.glob("[!.]*/pairs/zeroshot_retrieval.json")).read_text())
+        assert payload["options"]["exclude_seen"] is bool(flags) and payload["contamination"]["checked"] is False
+        units[bool(flags)] = payload["resampling"]
+    assert units == {False: {"unit": "modality", "n_units": 2}, True: {"unit": "item", "n_units": 8}}
+    assert "--exclude-seen" in cli("eval", "--help").out and "--item-bootstrap" in cli("eval", "--help").out
+
+
+# index and search: the library is tested in tests/index ---------------------------------------------------------
+
+
+def test_index_build_then_search(cli, tiny_model_dir, image_folder, tmp_path):
+    (image_folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    out = tmp_path / "idx"
+    build = ("index", "build", image_folder, "--out", out, "-m", tiny_model_dir, "--kind", "flat")
+    first = cli(*build)
+    assert first.code == 1 and "skipped broken.png" in first.err
+    assert "6 file(s) indexed (flat" in first.out
+    assert "6 added, 0 changed, 0 removed, 0 unchanged, 1 failed" in first.out
+    (image_folder / "broken.png").unlink()
+    second = cli(*build)
+    assert second.code == 0, second.err
+    assert "0 added, 0 changed, 0 removed, 6 unchanged, 0 failed" in second.out
+    found = cli("search", out, "chest x-ray", "-k", "3", "--json")
+    assert found.code == 0, found.err
+    payload = json.loads(found.out)
+    assert payload["model"] == str(tiny_model_dir) and payload["query"] == {"text": "chest x-ray"}
+    scores = [hit["score"] for hit in payload["hits"]]
+    assert [hit["rank"] for hit in payload["hits"]] == [1, 2, 3] and scores == sorted(scores, reverse=True)
+    same = cli("search", out, "--image", image_folder / "sub" / "img1.png", "-k", "1", "--json")
+    hit = json.loads(same.out)["hits"][0]
+    assert hit["path"] == "sub/img1.png" and abs(hit["score"] - 1) < 1e-5 and hit["metadata"]["format"] == "png"
+    table = cli("search", out, "effusion", "--where", "format=png", "--where", "columns=48", "-k", "9")
+    assert table.code == 0 and "4 hit(s)" in table.out and "sub/img1.png" in table.out
+    assert json.loads(cli("search", out, "x", "--where", "modality=CT", "--json").out)["hits"] == []
+
+
+def test_index_and_search_usage_errors(cli, block, tiny_model_dir, image_folder, tmp_path):
+    out = tmp_path / "idx"
+    build = ("index", "build", image_folder, "--out", out, "-m", tiny_model_dir)
+    assert_usage_error(cli("index", "build", tmp_path / "missing", "--out", out), "missing", "no such folder")
+    assert_usage_error(cli(*build, "--kind", "annoy"), "unknown index kind 'annoy'", "flat, ivf, hnsw")
+    assert_usage_error(cli("index", "build", image_folder), "Missing option", "--out")
+    assert not out.exists()
+    (tmp_path / "plain").mkdir()
+    assert_usage_error(cli("search", tmp_path / "plain", "x"), "plain", "not an openmedclip index")
+    assert cli(*build).code == 0
+    assert_usage_error(cli("search", out, "x", "--where", "modality"), "--where", "KEY=VALUE")
+    assert_usage_error(cli("search", out, "x", "--where", "colour=red"), "unknown filter key", "allowed: format")
+    assert_usage_error(cli("search", out, "x", "--where", "rows=tall"), "rows='tall'")
+    assert_usage_error(cli("search", out), "TEXT", "--image")
+    assert_usage_error(cli("search", out, "x", "--image", image_folder / "img0.png"), "TEXT", "--image")
+    assert_usage_error(cli("search", out, "x", "-k", "0"), "-k")
+    block("faiss")
+    assert_usage_error(cli("search", out, "x"), "faiss", "pip install 'openmedclip[index]'")
+    assert_usage_error(cli(*build), "faiss", "pip install 'openmedclip[index]'")

@@ -19,14 +19,18 @@ def test_local_suite_runs_every_dataset_on_the_real_data(cli, tiny_model_dir, sh
     assert result.exit_code == 0, result.output
 
     suite = load_suite("local")
-    expected = {(d.name, task) for d in suite.datasets.values() for task in d.tasks}
+    expected = {(name, task) for d in suite.datasets.values() for task in d.tasks
+                for name in ([d.name, f"{d.name}-dedup"] if d.deduplicate else [d.name])}
     written = {}
     for path in out.glob("[!.]*/*/*.json"):
         payload = json.loads(path.read_text())
         written[(payload["dataset"], {"zeroshot_classification": "zeroshot", "linear_probe": "probe",
                                       "zeroshot_retrieval": "retrieval"}[payload["task"]])] = payload
-    assert set(written) == expected and len(expected) == 10
-    assert all(p["n_items"] == 30 and p["skipped_items"] == [] for p in written.values())
+    assert set(written) == expected and len(expected) == 10 + 7
+    assert all(p["n_items"] == 30 and p["skipped_items"] == [] for name, p in written.items()
+               if not name[0].endswith("-dedup"))
+    breast = written[("breastmnist-dedup", "zeroshot")]["deduplicated"]
+    assert breast["of"] == 156 and 45 <= breast["dropped"] <= 70 and breast["kinds"] == ["exact", "near"]
     assert written[("medpix-modality", "zeroshot")]["plots"]["class_names"] == ["CT", "MR"]
     assert written[("vqa-rad-organ", "zeroshot")]["plots"]["class_names"] == ["ABD", "CHEST", "HEAD"]
     summary = json.loads(next(out.glob("*/summary.json")).read_text())

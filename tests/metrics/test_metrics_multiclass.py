@@ -92,7 +92,7 @@ def test_to_dict_is_strict_json(make_multiclass):
     d = multiclass_metrics(y, p, ["x", "y", "z"], n_bootstrap=20).to_dict()
     json.dumps(d, allow_nan=False)
     assert set(d["accuracy"]) == {"value", "low", "high", "n_dropped"}
-    assert d["bootstrap"] == {"n": 20, "seed": 0, "ci": 0.95}
+    assert d["bootstrap"] == {"n": 20, "seed": 0, "ci": 0.95, "n_groups": None}
     assert d["top_k_accuracy"] == {}
 
 

@@ -17,9 +17,12 @@ from typer.main import get_command
 
 from ..errors import InvalidInputError, OpenMedClipError
 from ..precision import PRECISIONS
+from .audit import audit_command
+from .demo import demo_command
 from .download import download_command
 from .evaluate import eval_command, report_command
 from .heatmap import heatmap_command
+from .index import index_app, search_command
 from .options import (
     DeviceOption,
     ModelOption,
@@ -32,6 +35,7 @@ from .options import (
     parse_window,
     require_extra,
 )
+from .serve import serve_command
 from .train import CONTEXT_SETTINGS, train_command
 
 PROG = "openmedclip"
@@ -133,6 +137,11 @@ app.command("eval")(eval_command)
 app.command("report")(report_command)
 app.command("download")(download_command)
 app.command("heatmap")(heatmap_command)
+app.command("audit")(audit_command)
+app.command("search")(search_command)
+app.add_typer(index_app)
+app.command("serve")(serve_command)
+app.command("demo")(demo_command)
 
 
 @app.command()

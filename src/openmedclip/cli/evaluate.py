@@ -54,6 +54,17 @@ def eval_command(
     precision: PrecisionOption = "auto",
     cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: OUT/.cache).")] = None,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse and store encoded features.")] = True,
+    grouped: Annotated[
+        bool,
+        typer.Option(
+            "--group-bootstrap/--item-bootstrap",
+            help="Intervals resample the groups (cases) a suite entry names, or single items everywhere.",
+        ),
+    ] = True,
+    exclude_seen: Annotated[
+        bool,
+        typer.Option(help="Leave out test items whose pixels are in the model's training manifest."),
+    ] = False,
 ) -> None:
     """Evaluate models on a suite: one JSON per (model, dataset, task) under OUT."""
     task_names = _names(tasks, "--tasks")
@@ -77,6 +88,8 @@ def eval_command(
         cache_dir=cache_dir,
         use_cache=cache,
         progress=sys.stderr.isatty(),
+        grouped=grouped,
+        exclude_seen=exclude_seen,
     )
     chosen = load_suite(suite)
     root = resolve_data_root(data_root)

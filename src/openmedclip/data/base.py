@@ -52,6 +52,8 @@ class DataSource(ABC):
         metadata: one dict per row.
         keys: one stable id per row.
         skipped: (key, reason) for each row left out because its image was missing or unreadable.
+        groups: None, or per grouping unit ("case", "patient", "study") one group id per row: rows that share an
+            id are not independent (images of one clinical case), so intervals should resample them together.
     """
 
     name: str
@@ -62,6 +64,7 @@ class DataSource(ABC):
     metadata: list[dict]
     keys: list[str]
     skipped: list[tuple[str, str]]
+    groups: dict[str, list[str]] | None = None
 
     @abstractmethod
     def image(self, i: int) -> MedicalImage:
@@ -70,6 +73,20 @@ class DataSource(ABC):
     def captions(self, i: int) -> list[str]:
         """The captions of row `i` (none by default)."""
         return []
+
+    def group_ids(self, unit: str) -> list[str]:
+        """One id per row of the grouping ``unit``: from `groups`, else from the metadata field ``unit`` when every
+        row has one; `InvalidInputError` naming the units the source has otherwise."""
+        if self.groups and unit in self.groups:
+            return list(self.groups[unit])
+        values = [row.get(unit) for row in self.metadata]
+        if self.metadata and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values):
+            return [str(v) for v in values]
+        known = sorted(self.groups or ())
+        raise InvalidInputError(
+            f"{self.name}: no group id {unit!r} for every row (groups it has: {known or 'none'}; "
+            "or name a metadata field that every row holds)"
+        )
 
     def label_list(self, i: int) -> list[str]:
         """Names of the labels set in row `i`."""

@@ -21,6 +21,8 @@ class MedPix(FileSource):
     `Location`, `Location Category`, the other `Description` fields and `case` (title, diagnosis, history,
     findings). `label="modality"` or `"location"` exposes `Type` or `Location Category` as multiclass labels;
     without it the source is image-text only. Images are `images/<image>.<ext>` under `folder`.
+    `groups["case"]` is each row's case id (`U_id`; a row without one is a case of its own): the images of a
+    case are not independent.
     """
 
     def __init__(
@@ -67,3 +69,5 @@ class MedPix(FileSource):
             read_options=read_options,
             bad=bad,
         )
+        case_ids = [str(meta.get("U_id") or key) for meta, key in zip(self.metadata, self.keys, strict=True)]
+        self.groups = {"case": case_ids}

@@ -1,5 +1,8 @@
 """Aggregate result JSONs into tables: ``report.md`` and ``report.csv`` (datasets × models, headline metrics with
-intervals, e.g. ``0.843 [0.810, 0.870]``), ``metrics.csv`` (every scalar metric, one row each) and plots."""
+intervals, e.g. ``0.843 [0.810, 0.870]``), ``metrics.csv`` (every scalar metric, one row each) and plots.
+
+``report.md`` also lists, per dataset and model, what the intervals resample (items, or cases with their number)
+and how many test items the model saw in training."""
 
 from __future__ import annotations
 
@@ -91,7 +94,8 @@ def markdown(results: Sequence[dict[str, Any]], summaries: Sequence[dict[str, An
     models, rows = headline_rows(results)
     level = results[0].get("ci_level", CI_LEVEL)
     suites = ", ".join(sorted({str(r.get("suite", "?")) for r in results}))
-    lines = ["# Evaluation report", "", f"Suite(s): {suites}. Cells: value [{level:.0%} bootstrap interval]."]
+    lines = ["# Evaluation report", "", f"Suite(s): {suites}. Cells: value [{level:.0%} bootstrap interval]; the "
+             "resampling unit of each interval is listed under 'Resampling unit and contamination'."]
     lines += _precision_line(results)
     shown = None
     titles = {name: spec.title for name, spec in by_benchmark_name().items()}
@@ -101,6 +105,7 @@ def markdown(results: Sequence[dict[str, Any]], summaries: Sequence[dict[str, An
             lines += ["", f"## {titles.get(task, task)} — {metric}", ""]
             lines += ["| dataset | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    lines += _units_and_contamination(results)
     lines += _notes(summaries)
     return "\n".join(lines) + "\n"
 
@@ -115,6 +120,36 @@ def _precision_line(results: Sequence[dict[str, Any]]) -> list[str]:
         return []
     listed = "; ".join(f"{model} {', '.join(sorted(how))}" for model, how in sorted(runs.items()))
     return ["", f"Precision: {listed}."]
+
+
+def resampling_cell(result: dict[str, Any]) -> str:
+    """``item (624)`` or ``case (67 groups)``; ``—`` for results that do not record it."""
+    unit = result.get("resampling")
+    if not unit:
+        return "—"
+    return f"item ({unit['n_units']})" if unit["unit"] == "item" else f"{unit['unit']} ({unit['n_units']} groups)"
+
+
+def contamination_cell(result: dict[str, Any]) -> str:
+    """``0 of 197 seen``, ``3 of 156 seen, left out`` or ``not checked (no training manifest)``."""
+    check = result.get("contamination")
+    if not check:
+        return "—"
+    if not check["checked"]:
+        return "not checked (no training manifest)"
+    left_out = ", left out" if check.get("excluded") and check["seen"] else ""
+    return f"{check['seen']} of {check['of']} seen{left_out}"
+
+
+def _units_and_contamination(results: Sequence[dict[str, Any]]) -> list[str]:
+    """A table of (dataset, model): the intervals' resampling unit and the test items seen in training."""
+    rows: dict[tuple[str, str], tuple[str, str]] = {}
+    for r in results:
+        rows.setdefault((r["dataset"], model_label(r)), (resampling_cell(r), contamination_cell(r)))
+    lines = ["", "## Resampling unit and contamination", ""]
+    lines += ["| dataset | model | resampling unit | test items seen in training |", "|---|---|---|---|"]
+    lines += [f"| {d} | {m} | {unit} | {seen} |" for (d, m), (unit, seen) in sorted(rows.items())]
+    return lines
 
 
 def _notes(summaries: Sequence[dict[str, Any]]) -> list[str]:

@@ -8,6 +8,10 @@ Layout of the output folder::
 
 Datasets whose files are missing under the data root are skipped, not failed. Sources are opened once and
 shared by every model; each model's image features come from the cache when nothing they depend on changed.
+
+Every result says its resampling unit (``item``, or the suite entry's ``groups`` unit and the number of groups)
+and its contamination check (test items whose pixels are in the model's training manifest, see
+:mod:`openmedclip.eval.contamination`); with ``exclude_seen`` the metrics are on the unseen items only.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,7 +39,14 @@ from openmedclip.embed.cache import (
     model_fingerprint,
 )
 from openmedclip.errors import InvalidInputError, OpenMedClipError
-from openmedclip.eval.suite import DatasetEntry, Suite, missing_paths, resolve_spec
+from openmedclip.eval.contamination import (
+    Contamination,
+    TrainingItems,
+    check_contamination,
+    model_training_items,
+    split_hashes,
+)
+from openmedclip.eval.suite import PATH_KEYS, DatasetEntry, Suite, missing_paths, resolve_spec
 from openmedclip.metrics.defaults import CI_LEVEL, N_BOOTSTRAP
 from openmedclip.models import LoadedModel, load_model
 from openmedclip.precision import precision_name
@@ -64,6 +75,10 @@ class EvalOptions:
     """Feature cache folder; default ``<out>/.cache``."""
     use_cache: bool = True
     progress: bool = False
+    grouped: bool = True
+    """Resample the groups a suite entry names (its ``groups``); False: single items everywhere."""
+    exclude_seen: bool = False
+    """Leave test items seen in training (by the model's training manifest) out of the metrics."""
 
 
 @dataclass
@@ -82,6 +97,12 @@ class _Split:
     rows: list[int]
     targets: np.ndarray
     """Class indices ``[N]`` or 0/1 matrix ``[N, C]`` over the suite's class names, for every source row."""
+    unit: str = "item"
+    """What the intervals resample: ``item`` or a grouping unit (``case``, ...)."""
+    groups: np.ndarray | None = None
+    """Group id of every source row when ``unit`` is not ``item``."""
+    hashes: list[str | None] | None = None
+    """Pixel hashes of ``rows`` (computed on first use)."""
 
 
 @dataclass
@@ -92,6 +113,8 @@ class _Prepared:
     train: _Split | None
     class_names: list[str]
     open_s: float
+    deduplicated: dict[str, Any] | None = None
+    """For a de-duplicated view: what it was compared with, and how many test items it dropped."""
 
 
 def resolve_data_root(given: Path | None) -> Path:
@@ -136,9 +159,21 @@ def _targets(source: DataSource, mapping: dict[str, str], where: str) -> np.ndar
 
 
 def _split(
-    source: DataSource, spec: dict[str, Any], mapping: dict[str, str], limit: int | None, where: str
+    source: DataSource,
+    spec: dict[str, Any],
+    mapping: dict[str, str],
+    limit: int | None,
+    where: str,
+    unit: str | None = None,
 ) -> _Split:
-    return _Split(source, spec, select_rows(len(source), limit), _targets(source, mapping, where))
+    split = _Split(source, spec, select_rows(len(source), limit), _targets(source, mapping, where))
+    if unit is not None:
+        try:
+            split.groups = np.asarray(source.group_ids(unit), dtype=object)
+        except InvalidInputError as err:
+            raise InvalidInputError(f"{where}: groups: {err}") from None
+        split.unit = unit
+    return split
 
 
 def _check_tasks(tasks: list[str], split: _Split, where: str) -> None:
@@ -170,7 +205,7 @@ def prepare(
     start = time.perf_counter()
     source = open_source(spec)
     mapping = entry.classes or {label: label for label in source.label_names}
-    test = _split(source, spec, mapping, options.limit, where)
+    test = _split(source, spec, mapping, options.limit, where, entry.groups if options.grouped else None)
     train = None
     train_spec = entry.train_source()
     if any("train_split" in get_task(t).needs for t in tasks) and train_spec is not None:
@@ -187,6 +222,42 @@ def prepare(
     return _Prepared(entry, tasks, test, train, list(mapping.values()), time.perf_counter() - start)
 
 
+def deduplicated(prep: _Prepared, data_root: Path, options: EvalOptions, summary: RunSummary) -> _Prepared | None:
+    """The dataset ``<name>-dedup``: ``prep`` with its test split cut to the items without a copy in the entry's
+    ``deduplicate`` sources (:func:`openmedclip.audit.deduplicate`); None when the entry asks for none."""
+    entry = prep.entry
+    if entry.deduplicate is None:
+        return None
+    from openmedclip.audit import deduplicate
+
+    name = f"{entry.name}-dedup"
+    specs = [resolve_spec(spec, data_root) for spec in entry.deduplicate_against()]
+    missing = [path for spec in specs for path in missing_paths(spec)]
+    if missing:
+        summary.skipped.append({"dataset": name, "reason": f"not found: {', '.join(missing)}"})
+        return None
+    start = time.perf_counter()
+    kinds = tuple(entry.deduplicate["kinds"])
+    view = deduplicate(prep.test.source, [open_source(spec) for spec in specs], kinds=kinds)
+    mapping = entry.classes or {label: label for label in view.label_names}
+    where = f"dataset '{name}'"
+    test = _split(view, prep.test.spec, mapping, options.limit, where, prep.test.unit if prep.test.unit != "item"
+                  else None)
+    dropped = {"against": [_relative(spec, data_root) for spec in specs], "kinds": list(kinds),
+               "dropped": len(view.dropped), "of": len(prep.test.source)}
+    return replace(prep, entry=replace(entry, name=name), test=test, open_s=prep.open_s + time.perf_counter() - start,
+                   deduplicated=dropped)
+
+
+def _relative(spec: dict[str, Any], data_root: Path) -> dict[str, Any]:
+    """A resolved spec with its paths shown relative to the data root again, for the result JSON."""
+    shown = dict(spec)
+    for key in PATH_KEYS:
+        if key in shown and Path(str(shown[key])).is_relative_to(data_root):
+            shown[key] = str(Path(str(shown[key])).relative_to(data_root))
+    return shown
+
+
 def _encode(loaded: LoadedModel, split: _Split, options: EvalOptions) -> EncodedImages:
     """Features of the split's rows; ``indices`` are positions in ``split.rows``, ``items`` source keys."""
     return encode_images(
@@ -195,12 +266,22 @@ def _encode(loaded: LoadedModel, split: _Split, options: EvalOptions) -> Encoded
 
 
 class _ModelRun:
-    """One model over the prepared datasets, with its cache fingerprint."""
+    """One model over the prepared datasets, with its cache fingerprint and its training items (if recorded)."""
 
     def __init__(self, name: str, loaded: LoadedModel, cache: FeatureCache, options: EvalOptions):
         self.name, self.loaded, self.cache, self.options = name, loaded, cache, options
         self.fingerprint = model_fingerprint(loaded)
         self.status = "miss" if cache.folder is not None else "off"
+        self.training: TrainingItems | None = model_training_items(loaded.spec.folder)
+
+    def contamination(self, split: _Split, encoded: EncodedImages) -> Contamination:
+        """Which encoded test items the model was trained on (unchecked without a training manifest)."""
+        if self.training is not None and split.hashes is None:
+            split.hashes = split_hashes(split.source, split.rows, split.spec, self.cache.folder)
+        keys = [split.source.keys[row] for row in split.rows]
+        return check_contamination(
+            self.training, split.hashes or [], keys, encoded.indices, exclude=self.options.exclude_seen
+        )
 
     def images(self, split: _Split, used: dict[str, tuple[str, float]], name: str) -> EncodedImages:
         """Features of a split (cached); notes the cache status and seconds under ``used[name]``."""
@@ -235,12 +316,34 @@ def _encoded_targets(split: _Split, encoded: EncodedImages) -> np.ndarray:
     return split.targets[np.asarray(split.rows)[encoded.indices]]
 
 
+def _unseen(encoded: EncodedImages, check: Contamination) -> EncodedImages:
+    """The encoded items without those seen in training, when they are to be left out."""
+    if not check.excluded or not check.seen:
+        return encoded
+    seen = set(check.seen)
+    keep = [k for k in range(len(encoded.indices)) if k not in seen]
+    return EncodedImages(
+        encoded.features[keep], [encoded.indices[k] for k in keep], [encoded.items[k] for k in keep], encoded.errors
+    )
+
+
+def _encoded_groups(split: _Split, encoded: EncodedImages) -> np.ndarray | None:
+    """The group ids of the rows that were encoded, in feature order (None for items)."""
+    if split.groups is None:
+        return None
+    return split.groups[np.asarray(split.rows, dtype=np.int64)[encoded.indices]]
+
+
+def _resampling(split: _Split, encoded: EncodedImages) -> dict[str, Any]:
+    """The result JSON's ``resampling``: the unit and how many of them the intervals draw from."""
+    groups = _encoded_groups(split, encoded)
+    return {"unit": split.unit, "n_units": len(encoded.indices) if groups is None else len(set(groups.tolist()))}
+
+
 def _run_task(
     task: str, prep: _Prepared, run: _ModelRun, encoded: EncodedImages, used: dict[str, tuple[str, float]]
 ) -> TaskRecord:
     options = run.options
-    if not encoded.indices:
-        raise InvalidInputError(f"dataset '{prep.entry.name}': none of its {len(prep.test.rows)} images could be read")
 
     def train() -> tuple[torch.Tensor, np.ndarray]:
         assert prep.train is not None, "a task needing a training split runs only when it is there"
@@ -260,6 +363,7 @@ def _run_task(
         n_bootstrap=options.n_bootstrap,
         k_shots=options.k_shots,
         seeds=options.seeds,
+        groups=_encoded_groups(prep.test, encoded),
     )
     return get_task(task).build_record(inputs)
 
@@ -294,6 +398,8 @@ def _payload(
             "limit": run.options.limit,
             "k_shots": ["all" if k is None else k for k in run.options.k_shots],
             "seeds": list(run.options.seeds),
+            "grouped": run.options.grouped,
+            "exclude_seen": run.options.exclude_seen,
         },
         "openmedclip_version": __version__,
         **extra,
@@ -305,7 +411,18 @@ def _payload(
 
 def _evaluate_dataset(suite: Suite, prep: _Prepared, run: _ModelRun, out: Path, summary: RunSummary) -> None:
     test_used: dict[str, tuple[str, float]] = {}
-    encoded = run.images(prep.test, test_used, "test_images")
+    all_encoded = run.images(prep.test, test_used, "test_images")
+    check = run.contamination(prep.test, all_encoded)
+    encoded = _unseen(all_encoded, check)
+    if not encoded.indices:
+        error = f"dataset '{prep.entry.name}': " + (
+            f"all {len(all_encoded.indices)} readable test items were seen in training (none left to evaluate)"
+            if all_encoded.indices
+            else f"none of its {len(prep.test.rows)} images could be read"
+        )
+        for task in prep.tasks:
+            summary.failed.append({"model": run.name, "dataset": prep.entry.name, "task": task, "error": error})
+        return
     for task in prep.tasks:
         used = dict(test_used)
         start = time.perf_counter()
@@ -324,7 +441,11 @@ def _evaluate_dataset(suite: Suite, prep: _Prepared, run: _ModelRun, out: Path, 
             "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
             "cache": {name: status for name, (status, _) in used.items()},
             "skipped_items": _skipped_items(prep.test, encoded),
+            "resampling": _resampling(prep.test, encoded),
+            "contamination": check.to_dict(),
         }
+        if prep.deduplicated is not None:
+            extra["deduplicated"] = prep.deduplicated
         path = out / model_slug(run.name) / prep.entry.name / f"{record.task}.json"
         write_json(path, _payload(suite, prep, run, record, extra))
         summary.written.append(path)
@@ -355,6 +476,13 @@ def run_suite(
             continue
         if prep is not None:
             prepared.append(prep)
+            try:
+                view = deduplicated(prep, data_root, options, summary)
+            except OpenMedClipError as err:
+                summary.failed.append({"model": "*", "dataset": f"{entry.name}-dedup", "task": "*", "error": str(err)})
+                continue
+            if view is not None:
+                prepared.append(view)
     for item in summary.skipped:
         log(f"skipped {item['dataset']}{' ' + item['task'] if 'task' in item else ''}: {item['reason']}")
     cache = FeatureCache((options.cache_dir or out / ".cache") if options.use_cache else None)

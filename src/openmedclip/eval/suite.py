@@ -15,6 +15,9 @@ A suite file looks like::
         classes: [normal, pneumonia]              # optional: order / prompt names (list or {label: name})
         prompts: {bank: pediatric_chest_xray}     # or {templates: histology | ct | [...]} or {sentences: {...}}
         tasks: [zeroshot, probe]
+        groups: case                              # optional: intervals resample whole cases (patients, studies)
+        deduplicate: {kinds: [exact, near]}       # optional: also `<name>-dedup`, without test items that have
+                                                  # a copy in `train` (or in `against: [...]` sources)
 
 A ``templates`` name is looked up in the suite's ``templates``, then in the built-in template sets.
 ``path`` (and ``root`` for tables) are relative to the data root the user gives; absolute paths are kept.
@@ -28,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -112,6 +115,17 @@ class SuitePrompts(FileModel):
         return self
 
 
+class SuiteDeduplicate(FileModel):
+    """Also evaluate a de-duplicated view of the test split: without the items that have a copy in other sources
+    (`openmedclip.audit`), reported as the dataset ``<name>-dedup`` beside the raw one."""
+
+    against: list[Annotated[SplitSpec, AfterValidator(_known_source_type)]] | None = None
+    """Sources whose copies leave the view: options merged over `source` (as `train` is), or whole specs with a
+    ``type``. Default: the `train` split."""
+    kinds: Annotated[tuple[Literal["exact", "near"], ...], Field(min_length=1)] = ("exact", "near")
+    """Which copies count: exact (same decoded pixels), near (perceptual hash and thumbnail correlation)."""
+
+
 class SuiteDataset(FileModel):
     """One dataset of a suite: its source, tasks, classes and prompts."""
 
@@ -128,6 +142,10 @@ class SuiteDataset(FileModel):
     layout: str | None = None
     """What the data root must hold for this dataset."""
     description: str | None = None
+    groups: Annotated[str, Field(min_length=1)] | None = None
+    """Resampling unit of the intervals: a group id the source gives every test row (``case``, ``patient``,
+    ``study``; see `DataSource.group_ids`); the bootstrap then draws whole groups. Default: single items."""
+    deduplicate: SuiteDeduplicate | None = None
 
     @field_validator("classes")
     @classmethod
@@ -141,6 +159,8 @@ class SuiteDataset(FileModel):
     def _probe_needs_train(self) -> SuiteDataset:
         if "probe" in self.tasks and self.train is None:
             raise PydanticCustomError("probe", "task 'probe' needs a 'train' split (e.g. train: {split: train})")
+        if self.deduplicate is not None and self.deduplicate.against is None and self.train is None:
+            raise PydanticCustomError("deduplicate", "'deduplicate' needs 'against' sources or a 'train' split")
         return self
 
 
@@ -169,12 +189,29 @@ class DatasetEntry:
     prompts: dict[str, Any] = field(default_factory=dict)
     modality: str = ""
     layout: str = ""
+    groups: str | None = None
+    """The grouping unit the intervals resample (None: items)."""
+    deduplicate: dict[str, Any] | None = None
+    """``{"against": [spec, ...], "kinds": [...]}`` for a de-duplicated view beside the raw one, else None."""
 
     def train_source(self) -> dict[str, Any] | None:
         """The spec of the training split: `train` merged over `source` (a `type` in `train` replaces it)."""
         if self.train is None:
             return None
-        return dict(self.train) if "type" in self.train else {**self.source, **self.train}
+        return self._merged(self.train)
+
+    def deduplicate_against(self) -> list[dict[str, Any]]:
+        """The specs of the sources whose copies leave the de-duplicated view (none without ``deduplicate``)."""
+        if self.deduplicate is None:
+            return []
+        against = self.deduplicate.get("against")
+        if against is None:
+            train = self.train_source()
+            return [] if train is None else [train]
+        return [self._merged(spec) for spec in against]
+
+    def _merged(self, options: dict[str, Any]) -> dict[str, Any]:
+        return dict(options) if "type" in options else {**self.source, **options}
 
 
 @dataclass(frozen=True)
@@ -258,6 +295,8 @@ def _entry(name: str, entry: SuiteDataset, where: str, templates: dict[str, list
         prompts=_prompts(entry.prompts, where, templates),
         modality=entry.modality or "",
         layout=entry.layout or "",
+        groups=entry.groups,
+        deduplicate=None if entry.deduplicate is None else entry.deduplicate.model_dump(),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ _DECODER_PACKAGES: dict[str, str] = {
 }
 
 
-def read_dicom(path: Path, *, frame: int | None = None) -> MedicalImage:
+def read_dicom(path: Path, *, frame: int | None = None, data: bytes | None = None) -> MedicalImage:
     """Read one frame of a DICOM image (default: the middle frame).
 
     Grey frames go through the Modality LUT (LUT sequence or rescale slope/intercept, also from enhanced
@@ -55,8 +56,9 @@ def read_dicom(path: Path, *, frame: int | None = None) -> MedicalImage:
     'voi_lut', 'voi_lut_range' (a VOI LUT pydicom cannot use: only the linear stand-in is kept) or None.
     Colour frames (RGB, YBR_*, PALETTE COLOR) come out as RGB. Pixels are uint8 where the frame's stored
     8-bit values pass unchanged (no Modality LUT; MONOCHROME1 reflected as ``255 - value``), else float32.
+    ``data`` holds the file's bytes when it is not on disk (``path`` then only names it).
     """
-    ds = _dataset(path)
+    ds = _dataset(path, data)
     rows, columns = _dimensions(path, ds)
     check_pixel_count(path, rows, columns)
     n_frames = int(ds.get("NumberOfFrames") or 1)
@@ -93,10 +95,10 @@ def read_dicom(path: Path, *, frame: int | None = None) -> MedicalImage:
     return MedicalImage(pixels, str(path), modality, photometric="MONOCHROME2", window=window, meta=meta, voi=voi)
 
 
-def _dataset(path: Path) -> Dataset:
-    """Parse the file (also without the 128-byte preamble) and require pixel data."""
+def _dataset(path: Path, data: bytes | None) -> Dataset:
+    """Parse the file or its bytes (also without the 128-byte preamble) and require pixel data."""
     try:
-        ds = pydicom.dcmread(path, force=True)
+        ds = pydicom.dcmread(BytesIO(data) if data is not None else path, force=True)
     except Exception as exc:
         raise ImageReadError(path, f"not a readable DICOM file: {one_line(exc)}") from exc
     if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):

@@ -63,8 +63,8 @@ class MedicalImage:
     ``picture`` keeps the picture for the conversion to model input, which then needs no copy.
     """
 
-    pixels: _Pixels = _Pixels()
-    path: str
+    pixels: _Pixels = _Pixels()  # a descriptor without a class-level value: still a required field
+    path: str  # type: ignore[misc]  # mypy takes the descriptor for a default
     modality: str | None = None
     photometric: str = "MONOCHROME2"
     window: tuple[float, float] | None = None

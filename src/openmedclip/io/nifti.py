@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import zlib
+from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -9,6 +12,7 @@ import numpy as np
 
 from openmedclip.errors import ImageReadError, InvalidInputError
 from openmedclip.io.checks import check_pixel_count, choose_index, one_line
+from openmedclip.io.formats import GZIP_SIGNATURE, nifti_version
 from openmedclip.io.image import MedicalImage
 
 if TYPE_CHECKING:
@@ -19,6 +23,9 @@ AXES: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
 
 _TOWARDS_LOW = ("L", "P", "F")
 """Patient direction (DICOM letters: F is feet) of decreasing RAS+ index, per axis."""
+
+MAX_VOLUME_BYTES = 2**30
+"""Largest decompressed size (1 GiB) of gzip-compressed NIfTI bytes read from memory: a guard against gzip bombs."""
 
 
 def slice_axis(axis: str | int) -> int:
@@ -31,7 +38,13 @@ def slice_axis(axis: str | int) -> int:
 
 
 def read_nifti(
-    path: Path, *, frame: int | None = None, slice_index: int | None = None, axis: str | int = "axial"
+    path: Path,
+    *,
+    frame: int | None = None,
+    slice_index: int | None = None,
+    axis: str | int = "axial",
+    data: bytes | None = None,
+    max_volume_bytes: int = MAX_VOLUME_BYTES,
 ) -> MedicalImage:
     """Read one slice of a 3-D volume (or of volume ``frame`` of a 4-D series, default 0).
 
@@ -44,13 +57,18 @@ def read_nifti(
     Sagittal: rows superior to inferior, columns anterior to posterior. ``meta["patient_orientation"]``
     names the directions of increasing column and row index, as DICOM Patient Orientation does.
     Values are the stored voxels after scl_slope/scl_inter.
+
+    ``data`` holds the file's bytes (a single-file ``.nii``, or gzip-compressed ``.nii.gz``) when it is not on disk
+    (``path`` then only names it); compressed bytes that inflate beyond ``max_volume_bytes`` are refused.
     """
     import nibabel as nib  # imported for NIfTI files only
     from nibabel.orientations import io_orientation
 
     plane_axis = slice_axis(axis)
     try:
-        volume = nib.load(path)
+        volume = nib.load(path) if data is None else _from_bytes(path, data, max_volume_bytes)
+    except ImageReadError:
+        raise
     except Exception as exc:
         raise ImageReadError(path, f"not a readable NIfTI file: {one_line(exc)}") from exc
     if not isinstance(volume, nib.Nifti1Image):
@@ -89,6 +107,37 @@ def read_nifti(
         "patient_orientation": (_TOWARDS_LOW[column_axis], _TOWARDS_LOW[row_axis]),
     }
     return MedicalImage(pixels=pixels, path=str(path), meta=meta)
+
+
+def _from_bytes(path: Path, data: bytes, max_volume_bytes: int) -> nib.Nifti1Image:
+    """The NIfTI-1 or NIfTI-2 image held in ``data``, gunzipped first (at most ``max_volume_bytes``) when compressed."""
+    import nibabel as nib
+
+    if data.startswith(GZIP_SIGNATURE):
+        data = _gunzip(path, data, max_volume_bytes)
+    version = nifti_version(data)
+    if version is None:
+        raise ImageReadError(path, "not a NIfTI file (no single-file NIfTI-1 or NIfTI-2 header)")
+    volume = (nib.Nifti1Image if version == 1 else nib.Nifti2Image).from_bytes(data)
+    expected = int(volume.header.get_data_offset()) + int(np.prod(volume.shape)) * volume.get_data_dtype().itemsize
+    if len(data) < expected:
+        raise ImageReadError(path, f"NIfTI data is truncated ({len(data)} bytes; its header describes {expected})")
+    return volume
+
+
+def _gunzip(path: Path, data: bytes, max_volume_bytes: int) -> bytes:
+    """``data`` decompressed, reading at most one byte past ``max_volume_bytes`` before refusing it."""
+    try:
+        with gzip.GzipFile(fileobj=BytesIO(data)) as stream:
+            inflated = stream.read(max_volume_bytes + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ImageReadError(path, f"corrupt or truncated gzip data: {one_line(exc)}") from exc
+    if len(inflated) > max_volume_bytes:
+        raise ImageReadError(
+            path, f"decompressed NIfTI volume is larger than the limit of {max_volume_bytes} bytes "
+            f"({max_volume_bytes / 2**20:.0f} MiB)"
+        )
+    return inflated
 
 
 def _canonical_plane(

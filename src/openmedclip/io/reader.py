@@ -1,4 +1,5 @@
-"""``read_image``: one entry point that picks the format reader and applies the caller's window."""
+"""``read_image`` and ``read_image_bytes``: one entry point each (a file, or its bytes in memory) that picks the format
+reader and applies the caller's window."""
 
 from __future__ import annotations
 
@@ -7,20 +8,51 @@ from pathlib import Path
 
 from openmedclip.errors import ImageReadError
 from openmedclip.io.checks import check_file, check_target_size, require_finite
-from openmedclip.io.formats import detect_format, sniff_bytes
+from openmedclip.io.formats import detect_bytes_format, detect_format
 from openmedclip.io.image import MedicalImage
-from openmedclip.io.nifti import read_nifti, slice_axis
+from openmedclip.io.nifti import MAX_VOLUME_BYTES, read_nifti, slice_axis
 from openmedclip.io.raster import read_raster
 from openmedclip.io.tiff import read_tiff
 from openmedclip.io.windowing import resolve_window
 
 
-def _read_planar(kind: str, path: Path, frame: int | None) -> MedicalImage:
-    if kind == "dicom":
+def _read(
+    kind: str,
+    path: Path,
+    data: bytes | None,
+    *,
+    frame: int | None,
+    slice_index: int | None,
+    plane_axis: int,
+    target_size: int | None,
+    max_volume_bytes: int = MAX_VOLUME_BYTES,
+) -> MedicalImage:
+    """Read ``path`` (or ``data``, named ``path``) with the reader for ``kind`` and check its pixels are finite."""
+    if kind == "nifti":
+        image = read_nifti(path, frame=frame, slice_index=slice_index, axis=plane_axis, data=data,
+                           max_volume_bytes=max_volume_bytes)
+    elif slice_index is not None:
+        raise ImageReadError(
+            path, "slice_index applies to NIfTI volumes only; use frame for DICOM frames or TIFF pages"
+        )
+    elif kind == "raster":
+        image = read_raster(path, frame=frame, data=data, target_size=target_size)
+    elif kind == "dicom":
         from openmedclip.io.dicom import read_dicom  # pydicom is imported for DICOM files only
 
-        return read_dicom(path, frame=frame)
-    return read_tiff(path, frame=frame)
+        image = read_dicom(path, frame=frame, data=data)
+    else:
+        image = read_tiff(path, frame=frame, data=data)
+    if image.picture is None:  # an 8-bit picture is finite
+        require_finite(path, image.pixels)
+    return image
+
+
+def _with_window(image: MedicalImage, window: tuple[float, float] | None) -> MedicalImage:
+    """``image`` with the caller's window (replacing any header window), or unchanged without one."""
+    if window is None:
+        return image
+    return replace(image, window=window, meta={**image.meta, "window_source": "user"})
 
 
 def read_image(
@@ -48,37 +80,36 @@ def read_image(
     chosen_window = resolve_window(window)
     plane_axis = slice_axis(axis)
     check_file(path)
-    kind = detect_format(path)
-    if kind == "nifti":
-        image = read_nifti(path, frame=frame, slice_index=slice_index, axis=plane_axis)
-    elif slice_index is not None:
-        raise ImageReadError(
-            path, "slice_index applies to NIfTI volumes only; use frame for DICOM frames or TIFF pages"
-        )
-    elif kind == "raster":
-        image = read_raster(path, frame=frame, target_size=target_size)
-    else:
-        image = _read_planar(kind, path, frame)
-    require_finite(path, image.pixels)
-    if chosen_window is not None:
-        image = replace(image, window=chosen_window, meta={**image.meta, "window_source": "user"})
-    return image
+    image = _read(detect_format(path), path, None, frame=frame, slice_index=slice_index, plane_axis=plane_axis,
+                  target_size=target_size)
+    return _with_window(image, chosen_window)
 
 
 def read_image_bytes(
-    data: bytes, name: str, *, frame: int | None = None, target_size: int | None = None
+    data: bytes,
+    name: str,
+    *,
+    window: str | tuple[float, float] | None = None,
+    frame: int | None = None,
+    slice_index: int | None = None,
+    axis: str | int = "axial",
+    target_size: int | None = None,
+    max_volume_bytes: int = MAX_VOLUME_BYTES,
 ) -> MedicalImage:
-    """Read an in-memory PNG, JPEG, BMP or TIFF file (e.g. from a webdataset shard); ``name`` names it in errors.
+    """Read an in-memory PNG, JPEG, BMP, TIFF, DICOM or NIfTI file (an upload, a webdataset sample, ...).
 
-    Same conventions as :func:`read_image` for those formats.
+    ``name`` names it in errors and in ``MedicalImage.path``. The format comes from the first bytes (PNG,
+    JPEG, BMP, TIFF, DICOM 'DICM' preamble, NIfTI-1/NIfTI-2 header, gzip for ``.nii.gz``), else from the
+    suffix of ``name`` (e.g. DICOM without a preamble as ``*.dcm``). NIfTI must be a single ``.nii`` file,
+    plain or gzip-compressed; compressed bytes that inflate beyond ``max_volume_bytes`` are refused. The
+    options and every other convention are those of :func:`read_image`: the same bytes give the same pixels
+    and metadata as the file read from disk.
     """
     check_target_size(target_size)
-    kind = sniff_bytes(data)
-    if kind == "raster":
-        image = read_raster(Path(name), frame=frame, data=data, target_size=target_size)
-    elif kind == "tiff":
-        image = read_tiff(Path(name), frame=frame, data=data)
-    else:
-        raise ImageReadError(name, "unsupported in-memory image (expected PNG, JPEG, BMP or TIFF bytes)")
-    require_finite(Path(name), image.pixels)
-    return image
+    chosen_window = resolve_window(window)
+    plane_axis = slice_axis(axis)
+    if not data:
+        raise ImageReadError(name, "file is empty (0 bytes)")
+    image = _read(detect_bytes_format(data, name), Path(name), data, frame=frame, slice_index=slice_index,
+                  plane_axis=plane_axis, target_size=target_size, max_volume_bytes=max_volume_bytes)
+    return _with_window(image, chosen_window)

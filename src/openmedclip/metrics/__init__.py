@@ -7,7 +7,9 @@
 
 Every result is a dataclass with ``to_dict()`` (JSON-ready; NaN becomes ``None``). Undefined
 metrics (e.g. AUROC with a class missing) are NaN with a reason in ``notes``, never an exception;
-malformed inputs raise :class:`openmedclip.errors.InvalidInputError`. Names are imported on first use.
+malformed inputs raise :class:`openmedclip.errors.InvalidInputError`. Every metric function takes
+``groups`` (one key per item: its case, patient or study) to resample whole groups for its intervals.
+Names are imported on first use.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from openmedclip.lazy import lazy_exports
 
 _EXPORTS = {
     "bootstrap_ci": "openmedclip.metrics.bootstrap",
+    "Groups": "openmedclip.metrics.bootstrap",
+    "item_groups": "openmedclip.metrics.bootstrap",
     "expected_calibration_error": "openmedclip.metrics.calibration",
     "MulticlassResult": "openmedclip.metrics.multiclass",
     "confusion_matrix": "openmedclip.metrics.multiclass",

@@ -12,8 +12,9 @@ Definitions (each checked against scikit-learn in the tests):
   class index first, as scikit-learn does); only for ``2 <= k < C`` (``k >= C`` is trivially 1).
 - ``ece``: see :mod:`openmedclip.metrics.calibration` (15 equal-width bins on max-prob confidence).
 
-Intervals are bootstrap percentile intervals over items (:mod:`openmedclip.metrics.bootstrap`);
-one-vs-rest AUROC makes the cost O(n_bootstrap * N * C), about 0.5 s for 1,000 x 5,000 x 10.
+Intervals are bootstrap percentile intervals over items, or over groups of items (cases, patients)
+when ``groups`` names each item's group (:mod:`openmedclip.metrics.bootstrap`); one-vs-rest AUROC
+makes the cost O(n_bootstrap * N * C), about 0.5 s for 1,000 x 5,000 x 10.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 
 from openmedclip.errors import InvalidInputError
 from openmedclip.metrics._inputs import class_labels, names, probabilities
-from openmedclip.metrics.bootstrap import bootstrap_estimates
+from openmedclip.metrics.bootstrap import bootstrap_estimates, item_groups
 from openmedclip.metrics.calibration import calibration_gaps, ece_from_gaps
 from openmedclip.metrics.defaults import CI_LEVEL, N_BOOTSTRAP
 from openmedclip.metrics.ranking import RankedScores
@@ -55,6 +56,8 @@ class MulticlassResult:
     seed: int
     ci: float
     notes: list[str] = field(default_factory=list)
+    n_groups: int | None = None
+    """Groups the intervals resampled; None: items."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,7 +67,7 @@ class MulticlassResult:
             "top_k_accuracy": {str(k): est.to_dict() for k, est in self.top_k_accuracy.items()},
             "per_class_recall": {c: json_float(r) for c, r in zip(self.class_names, self.per_class_recall)},
             "confusion_matrix": self.confusion_matrix.astype(int).tolist(),
-            "bootstrap": {"n": self.n_bootstrap, "seed": self.seed, "ci": self.ci},
+            "bootstrap": {"n": self.n_bootstrap, "seed": self.seed, "ci": self.ci, "n_groups": self.n_groups},
             "notes": list(self.notes),
         }
 
@@ -100,15 +103,18 @@ def multiclass_metrics(
     n_bootstrap: int = N_BOOTSTRAP,
     seed: int = 0,
     ci: float = CI_LEVEL,
+    groups: Any = None,
 ) -> MulticlassResult:
     """Metrics of ``probs`` ``[N, C]`` against labels ``y_true`` ``[N]`` in ``[0, C)``.
 
     ``probs`` must be probabilities (entries in [0, 1], rows summing to 1 within 1e-3): apply softmax
-    to logits first. ``top_k`` lists the k of ``top_k_accuracy`` (kept where ``k < C``).
+    to logits first. ``top_k`` lists the k of ``top_k_accuracy`` (kept where ``k < C``). ``groups``
+    (one key per item: its case, patient or study) makes the intervals a cluster bootstrap over groups.
     """
     p = probabilities("probs", probs)
     n_items, n_classes = p.shape
     y = class_labels("y_true", y_true, n_classes, n_items)
+    resampled = item_groups(groups, n_items)
     cnames = names("class_names", class_names, n_classes)
     ks = _top_ks(top_k, n_classes)
 
@@ -137,7 +143,7 @@ def multiclass_metrics(
             ]
         )
 
-    est = bootstrap_estimates(batch, n_items, n=n_bootstrap, seed=seed, ci=ci)
+    est = bootstrap_estimates(batch, n_items, n=n_bootstrap, seed=seed, ci=ci, groups=resampled)
     cm = confusion_matrix(y, pred, n_classes)
     support = cm.sum(axis=1)
     notes = []
@@ -155,4 +161,5 @@ def multiclass_metrics(
         seed=seed,
         ci=ci,
         notes=notes,
+        n_groups=None if resampled is None else resampled.n_groups,
     )

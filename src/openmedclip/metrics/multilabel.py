@@ -7,7 +7,8 @@ themselves and the result says ``thresholds_from='test (optimistic)'``.
 
 A label without both positives and negatives in ``y_true`` has NaN AUROC/AUPRC (noted) and is left
 out of the means; resamples where a kept label loses its positives or negatives are dropped from
-the intervals of the means (``n_dropped``).
+the intervals of the means (``n_dropped``). With ``groups`` (each item's case, patient or study) the
+intervals resample whole groups.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from openmedclip.errors import InvalidInputError
 from openmedclip.metrics._inputs import binary_matrix, names, per_label, score_matrix
-from openmedclip.metrics.bootstrap import bootstrap_estimates
+from openmedclip.metrics.bootstrap import bootstrap_estimates, item_groups
 from openmedclip.metrics.defaults import CI_LEVEL, N_BOOTSTRAP
 from openmedclip.metrics.ranking import RankedScores
 from openmedclip.metrics.results import Estimate, json_float
@@ -68,6 +69,8 @@ class MultilabelResult:
     seed: int
     ci: float
     notes: list[str] = field(default_factory=list)
+    n_groups: int | None = None
+    """Groups the intervals resampled; None: items."""
 
     @property
     def label_names(self) -> list[str]:
@@ -84,7 +87,7 @@ class MultilabelResult:
             "labels": {label.name: label.to_dict() for label in self.labels},
             "threshold_metric": self.threshold_metric,
             "thresholds_from": self.thresholds_from,
-            "bootstrap": {"n": self.n_bootstrap, "seed": self.seed, "ci": self.ci},
+            "bootstrap": {"n": self.n_bootstrap, "seed": self.seed, "ci": self.ci, "n_groups": self.n_groups},
             "notes": list(self.notes),
         }
 
@@ -124,15 +127,18 @@ def multilabel_metrics(
     n_bootstrap: int = N_BOOTSTRAP,
     seed: int = 0,
     ci: float = CI_LEVEL,
+    groups: Any = None,
 ) -> MultilabelResult:
     """Metrics of ``scores`` ``[N, L]`` (any real scale) against 0/1 ``y_true`` ``[N, L]``.
 
     Thresholds: ``thresholds`` (scalar or ``[L]``) if given, else chosen on ``val_y_true``/``val_scores``
     by ``threshold_metric`` ('mcc' or 'f1'), else chosen on the test data (flagged as optimistic).
+    ``groups`` (one key per item) makes the intervals a cluster bootstrap over groups.
     """
     y = binary_matrix("y_true", y_true)
     s = score_matrix("scores", scores, y.shape)
     n_items, n_labels = y.shape
+    resampled = item_groups(groups, n_items)
     lnames = names("label_names", label_names, n_labels)
     if threshold_metric not in ("mcc", "f1"):
         raise InvalidInputError(f"threshold_metric: expected 'mcc' or 'f1', got {threshold_metric!r}")
@@ -149,7 +155,7 @@ def multilabel_metrics(
             return np.column_stack([auroc, ap, np.full((len(auroc), 2), np.nan)])
         return np.column_stack([auroc, ap, auroc[:, kept].mean(axis=1), ap[:, kept].mean(axis=1)])
 
-    est = bootstrap_estimates(batch, n_items, n=n_bootstrap, seed=seed, ci=ci)
+    est = bootstrap_estimates(batch, n_items, n=n_bootstrap, seed=seed, ci=ci, groups=resampled)
     notes = []
     if not kept.all():
         notes.append(f"auroc/auprc undefined (label constant in y_true): {[lnames[j] for j in np.flatnonzero(~kept)]}")
@@ -175,4 +181,5 @@ def multilabel_metrics(
         seed=seed,
         ci=ci,
         notes=notes,
+        n_groups=None if resampled is None else resampled.n_groups,
     )

@@ -115,9 +115,19 @@ def save_model(loaded: LoadedModel, folder: str | Path, **options: Any) -> Path:
     """Write ``loaded`` as a folder ``load_model`` reads back (its family's format); return the folder.
 
     For open_clip models: ``base_weights`` (prefix -> location of frozen towers kept outside the folder; default
-    those it was loaded with) and ``dtype`` (stored weight type, e.g. ``torch.float16``).
+    those it was loaded with) and ``dtype`` (stored weight type, e.g. ``torch.float16``). A training manifest in
+    the folder the model was loaded from (``training_manifest.json.gz``) is copied along, so the saved model can
+    still be checked for contamination.
     """
-    return loaded.family.save(loaded, Path(folder).expanduser(), **options)
+    import shutil
+
+    from openmedclip.train.manifest import find_manifest
+
+    saved = loaded.family.save(loaded, Path(folder).expanduser(), **options)
+    manifest = find_manifest(loaded.spec.folder)
+    if manifest is not None and manifest.parent.resolve() != saved.resolve():
+        shutil.copyfile(manifest, saved / manifest.name)
+    return saved
 
 
 def _family_for(name_or_path: str | Path) -> tuple[ModelFamily, Any]:

@@ -247,13 +247,14 @@ def linear_probe(
     default_c: float = 1.0,
     max_iter: int = 1000,
     n_bootstrap: int = N_BOOTSTRAP,
+    test_groups: Any = None,
 ) -> ProbeResult:
     """Few-shot logistic-regression probes on frozen features; see the module docstring for the procedure.
 
     ``*_features`` are ``[N, D]`` arrays or tensors (L2-normalised image features), ``*_targets`` integer class
     indices ``[N]``. Every class must have training rows. ``k_shots`` lists shots per class (``None`` = all
     rows); each (k, seed) gives one :class:`ProbeRun`, whose test metrics carry ``n_bootstrap`` bootstrap
-    intervals drawn with the run's seed.
+    intervals drawn with the run's seed, over whole groups when ``test_groups`` names each test row's group.
     """
     x = _features("train_features", train_features)
     x_test = _features("test_features", test_features)
@@ -302,7 +303,9 @@ def linear_probe(
                     n_val=len(val_rows),
                     c=float(c),
                     c_selected_by="validation" if len(val_rows) else "default",
-                    metrics=multiclass_metrics(y_test, probs, names, n_bootstrap=n_bootstrap, seed=int(seed)),
+                    metrics=multiclass_metrics(
+                        y_test, probs, names, n_bootstrap=n_bootstrap, seed=int(seed), groups=test_groups
+                    ),
                     probabilities=probs.astype(np.float32),
                     notes=run_notes,
                 )
@@ -334,6 +337,7 @@ def probe_record(inputs: TaskInputs) -> TaskRecord:
         k_shots=k_shots,
         seeds=seeds,
         n_bootstrap=n_bootstrap,
+        test_groups=inputs.groups,
     )
     top_k = None if None in k_shots else max(k for k in k_shots if k is not None)
     headline = result.runs_for(top_k)[0]

@@ -64,6 +64,9 @@ class TaskInputs:
     n_bootstrap: int
     k_shots: Sequence[int | None]
     seeds: Sequence[int]
+    groups: np.ndarray | None = None
+    """``[N]`` group key (case, patient, study) of each test feature row: intervals resample whole groups; None:
+    single items."""
 
 
 @dataclass(frozen=True)

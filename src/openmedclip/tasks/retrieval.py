@@ -13,7 +13,8 @@ and worst-case under the pessimistic one, so compare both when in doubt.
   scoring caption (a hit at k when any caption is in the top k). Images without a caption only serve as
   distractors for text→image.
 
-Recall intervals are bootstrap percentile intervals over images (a resampled image brings all its captions).
+Recall intervals are bootstrap percentile intervals over images (a resampled image brings all its captions), or
+with ``groups`` over groups of images (a resampled case brings all its images and their captions).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidInputError
-from ..metrics.bootstrap import bootstrap_estimates
+from ..metrics.bootstrap import bootstrap_estimates, item_groups
 from ..metrics.defaults import (
     CI_LEVEL,
     N_BOOTSTRAP,
@@ -76,6 +77,8 @@ class RetrievalResult:
     seed: int
     ci: float
     notes: list[str] = field(default_factory=list)
+    n_groups: int | None = None
+    """Groups of images the intervals resampled; None: images."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,7 +88,7 @@ class RetrievalResult:
             "image_to_text": self.image_to_text.to_dict(),
             "text_to_image": self.text_to_image.to_dict(),
             "ties": self.ties,
-            "bootstrap": {"n": self.n_bootstrap, "seed": self.seed, "ci": self.ci},
+            "bootstrap": {"n": self.n_bootstrap, "seed": self.seed, "ci": self.ci, "n_groups": self.n_groups},
             "notes": list(self.notes),
         }
 
@@ -201,11 +204,13 @@ def retrieval_metrics(
     n_bootstrap: int = N_BOOTSTRAP,
     seed: int = 0,
     ci: float = CI_LEVEL,
+    groups: Any = None,
 ) -> RetrievalResult:
     """Recall@k, median and mean rank for image→text and text→image retrieval.
 
     ``image_features`` ``[N, D]``, ``text_features`` ``[M, D]``; ``text_image_index[j]`` is the image caption ``j``
-    describes (an image may have several captions, or none). See the module docstring for ranks and ties.
+    describes (an image may have several captions, or none). ``groups`` (one key per image: its case, patient or
+    study) makes the recall intervals resample whole groups. See the module docstring for ranks and ties.
     """
     images, texts = _pair("image_features", image_features, "text_features", text_features)
     n_images, n_texts = images.shape[0], texts.shape[0]
@@ -219,6 +224,7 @@ def retrieval_metrics(
     if ties not in ("optimistic", "pessimistic"):
         raise InvalidInputError(f"ties: expected 'optimistic' or 'pessimistic', got {ties!r}")
     ks = sorted({int(k) for k in ks})
+    resampled = item_groups(groups, n_images)
 
     text_ids = torch.arange(n_texts, device=images.device)
     image_ids = torch.as_tensor(owner, dtype=torch.int64, device=images.device)
@@ -239,7 +245,7 @@ def retrieval_metrics(
         return np.column_stack([sums[:, :n] / sums[:, n : n + 1], sums[:, n + 1 : 2 * n + 1] / sums[:, -1:]])
 
     with np.errstate(invalid="ignore", divide="ignore"):
-        recall = bootstrap_estimates(batch, n_images, n=n_bootstrap, seed=seed, ci=ci)
+        recall = bootstrap_estimates(batch, n_images, n=n_bootstrap, seed=seed, ci=ci, groups=resampled)
     notes = []
     uncaptioned = int((i2t == 0).sum())
     if uncaptioned:
@@ -254,6 +260,7 @@ def retrieval_metrics(
         seed=seed,
         ci=ci,
         notes=notes,
+        n_groups=None if resampled is None else resampled.n_groups,
     )
 
 
@@ -261,7 +268,8 @@ def retrieval_record(inputs: TaskInputs) -> TaskRecord:
     """Image↔caption retrieval over the test images and their captions."""
     texts, owner = inputs.captions()
     result = retrieval_metrics(
-        inputs.features, inputs.text_features(texts), owner, RECALL_KS, n_bootstrap=inputs.n_bootstrap
+        inputs.features, inputs.text_features(texts), owner, RECALL_KS, n_bootstrap=inputs.n_bootstrap,
+        groups=inputs.groups,
     )
     metrics: dict = {}
     ci: dict = {}

@@ -357,7 +357,7 @@ def zeroshot_record(inputs: TaskInputs) -> TaskRecord:
     plots: dict[str, Any] = {"class_names": class_names, "roc": roc_curves(targets, probs, class_names)}
     details: dict[str, Any] = {"mode": result.mode, "prompts": result.prompts}
     if multilabel:
-        ml = multilabel_metrics(targets, probs, class_names, n_bootstrap=n_bootstrap)
+        ml = multilabel_metrics(targets, probs, class_names, n_bootstrap=n_bootstrap, groups=inputs.groups)
         metrics: dict = {}
         ci: dict = {}
         put_estimate(metrics, ci, "mean_auroc", ml.mean_auroc)
@@ -365,7 +365,7 @@ def zeroshot_record(inputs: TaskInputs) -> TaskRecord:
         metrics |= {"mean_f1": json_float(ml.mean_f1), "mean_mcc": json_float(ml.mean_mcc)}
         details["metrics"] = ml.to_dict()
     else:
-        mc = multiclass_metrics(targets, probs, class_names, n_bootstrap=n_bootstrap)
+        mc = multiclass_metrics(targets, probs, class_names, n_bootstrap=n_bootstrap, groups=inputs.groups)
         metrics, ci = multiclass_fields(mc)
         details["metrics"] = mc.to_dict()
         plots["confusion_matrix"] = mc.confusion_matrix.astype(int).tolist()

@@ -3,7 +3,8 @@
 Layout under ``<out_dir>/checkpoints``::
 
     step-00000120/   open_clip_config.json, open_clip_model.safetensors (``load_model`` reads this folder),
-                     optimizer.pt (optimizer state dict), state.pt (epoch, step, scheduler, scaler, RNG states)
+                     optimizer.pt (optimizer state dict), state.pt (epoch, step, scheduler, scaler, RNG states),
+                     training_manifest.json.gz (the training images' pixel hashes, see openmedclip.train.manifest)
     latest           the name of the newest complete checkpoint folder
 
 A checkpoint is written into a temporary folder and renamed into place, and ``latest`` is replaced only
@@ -29,6 +30,7 @@ from openmedclip.models.checkpoint import read_state_dict
 from openmedclip.models.families.open_clip.hub_folder import find_weights
 from openmedclip.models.saved_folder import is_saved_folder, load_saved_weights, read_folder
 from openmedclip.models.strict import load_strict
+from openmedclip.train.manifest import TrainingManifest
 
 LATEST = "latest"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -47,8 +49,10 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     state: dict[str, Any],
     keep: int = 0,
+    manifest: TrainingManifest | None = None,
 ) -> Path:
-    """Write checkpoint ``step`` under `root`, point ``latest`` to it and keep the newest `keep` (0: all)."""
+    """Write checkpoint ``step`` under `root` (with the training `manifest`, if given), point ``latest`` to it and
+    keep the newest `keep` (0: all)."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(step)
     tmp = root / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
@@ -56,6 +60,8 @@ def save_checkpoint(
     save_model(loaded, tmp)
     torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
     torch.save(state, tmp / STATE_FILE)
+    if manifest is not None:
+        manifest.write(tmp)
     fsync_tree(tmp)
     if final.exists():
         shutil.rmtree(final)

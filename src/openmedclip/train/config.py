@@ -122,6 +122,9 @@ class TrainConfig(FileModel):
     log_file: PathText = "log.jsonl"
     """JSON-lines log, relative to `out_dir`."""
     keep_checkpoints: Annotated[StrictInt, Field(ge=0)] = 2
+    manifest: StrictBool = True
+    """Write ``training_manifest.json.gz`` (the decoded pixel hash of every training image, see
+    `openmedclip.train.manifest`) into each checkpoint, for contamination checks; costs one read of the data."""
     resume: StrictBool = False
     """Continue from ``out_dir``'s latest checkpoint (start afresh when there is none)."""
     progress: StrictBool = True

@@ -48,6 +48,7 @@ from openmedclip.train.distributed import (
 )
 from openmedclip.train.log import JsonlLog
 from openmedclip.train.losses import MAX_LOGIT_SCALE, build_loss
+from openmedclip.train.manifest import TrainingManifest, config_manifest
 from openmedclip.train.optim import build_optimizer
 from openmedclip.train.pairs import (
     BatchPlan,
@@ -131,6 +132,7 @@ class _Trainer:
         self.pairs, self.plan = training_data(config, self.loaded, self.chooser, ctx.rank, ctx.world_size)
         self.streaming = isinstance(self.plan, StreamPlan)
         self.val_sets = validation_data(config.val_datasets)
+        self.manifest: TrainingManifest | None = config_manifest(config) if ctx.is_main and config.manifest else None
         self.total_steps = config.epochs * self.plan.steps_per_epoch
         self.optimizer = build_optimizer(self.model, config.lr, config.weight_decay)
         self.scheduler = warmup_cosine(self.optimizer, config.warmup_steps, self.total_steps)
@@ -186,7 +188,8 @@ class _Trainer:
             if self.streaming:
                 state["stream"] = self._stream_layout()
             self.checkpoint = ckpt.save_checkpoint(
-                self.root, self.step, self.loaded, self.optimizer, state, keep=self.config.keep_checkpoints
+                self.root, self.step, self.loaded, self.optimizer, state, keep=self.config.keep_checkpoints,
+                manifest=self.manifest,
             )
         else:
             self.checkpoint = self.root / ckpt.checkpoint_name(self.step)
