@@ -121,11 +121,11 @@ def main() -> None:
     args = parser.parse_args()
     count, n_queries = (20_000, 50) if args.tiny else (args.count, args.queries)
 
-    rng = np.random.default_rng(0)
     make = clustered_unit if args.clustered else random_unit
     start = time.perf_counter()
-    data = make(rng, count, args.dim)
-    queries = make(np.random.default_rng(1), n_queries, args.dim)
+    drawn = make(np.random.default_rng(0), count + n_queries, args.dim)  # queries: held-out draws, same clusters
+    data, queries = drawn[:count], np.ascontiguousarray(drawn[count:])
+    del drawn
     truth = exact_top_k(data, queries, args.k)
     print(f"{count:,} {'clustered' if args.clustered else 'random'} {args.dim}-d vectors, {n_queries} queries "
           f"(data and exact top-{args.k} in {time.perf_counter() - start:.0f} s)", flush=True)

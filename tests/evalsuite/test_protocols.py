@@ -187,14 +187,17 @@ def test_biomedclip_paths_keep_lc25000_as_published_and_the_positive_class_secon
     assert list(biomedclip.datasets["tcga-til"].classes.values())[1] == "tumor infiltrating lymphocytes"
 
 
-def test_each_dataset_records_its_published_metric():
+def test_each_dataset_declares_its_published_metric_and_each_suite_its_means(unimed, biomedclip):
+    assert {name: entry.metric for name, entry in unimed.datasets.items()} == dict.fromkeys(unimed.datasets, "acc1")
     binary = {"acl_mri", "meniscal_mri", "breast_us", "thyroid_us", "rsna_pneumonia", "refuge_retina"}
     for name, entry in _raw("unimed21")["datasets"].items():
-        assert entry["description"].startswith("metric: acc1 x 100"), name
+        assert not entry["description"].startswith("metric:"), name
         assert ("auc_roc, f1_score" in entry["description"]) == (name in binary), name
-    metrics = {name: e["description"].split(" (")[0] for name, e in _raw("biomedclip")["datasets"].items()}
-    expected = {n: "metric: auroc x 100" if n == "tcga-til" else "metric: acc1 x 100" for n in BIOMEDCLIP_PROMPTS}
-    assert metrics == expected
+    expected = {n: "auroc" if n == "tcga-til" else "acc1" for n in BIOMEDCLIP_PROMPTS}
+    assert {name: entry.metric for name, entry in biomedclip.datasets.items()} == expected
+    assert not any(e["description"].startswith("metric:") for e in _raw("biomedclip")["datasets"].values())
+    assert unimed.summary == {"groups": "modality", "means": ["datasets", "groups"]}
+    assert biomedclip.summary == {"groups": None, "means": ["datasets"]}
 
 
 def test_text_classifier_is_the_renormalised_mean_of_normalised_sentence_embeddings(tiny_model):

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+from dicom_files import build_dicom
 
 DICOMS = {
     "ct/chest1.dcm": {"Modality": "CT", "BodyPartExamined": "CHEST", "series": "1.2.3.1"},
@@ -30,21 +30,10 @@ def write_png(path: Path, seed: int, shape: tuple[int, ...] = (40, 48, 3)) -> Pa
 def write_dicom(path: Path, seed: int, *, Modality: str, BodyPartExamined: str, series: str,
                 rows: int = 36, columns: int = 44) -> Path:
     """An uncompressed 16-bit Secondary Capture DICOM with the given header fields."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = Modality
-    ds.BodyPartExamined = BodyPartExamined
-    ds.StudyInstanceUID = STUDY_UID
-    ds.SeriesInstanceUID = series
-    ds.WindowCenter, ds.WindowWidth = 2000, 4000
     pixels = np.random.default_rng(seed).integers(0, 4000, (rows, columns), dtype=np.uint16)
-    ds.set_pixel_data(pixels, "MONOCHROME2", 12)
+    ds = build_dicom(pixels, "MONOCHROME2", 12, Modality=Modality, BodyPartExamined=BodyPartExamined,
+                     StudyInstanceUID=STUDY_UID, SeriesInstanceUID=series)
+    ds.WindowCenter, ds.WindowWidth = 2000, 4000
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path

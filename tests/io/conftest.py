@@ -10,8 +10,9 @@ import nibabel
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.dataset import Dataset
+
+from dicom_files import build_dicom
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 NIBABEL_FILES = Path(nibabel.__file__).parent / "tests" / "data"
@@ -44,29 +45,10 @@ def nibabel_file() -> Callable[[str], Path]:
     return lambda name: _packaged(NIBABEL_FILES, name)
 
 
-def _build_dicom(
-    pixels: np.ndarray, photometric: str = "MONOCHROME2", bits_stored: int | None = None, **attributes
-) -> Dataset:
-    """An uncompressed Secondary Capture dataset holding ``pixels`` (frames first for multi-frame)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "OT"
-    ds.set_pixel_data(pixels, photometric, bits_stored or pixels.dtype.itemsize * 8)
-    for keyword, value in attributes.items():
-        setattr(ds, keyword, value)
-    return ds
-
-
 @pytest.fixture
 def dicom_dataset() -> Callable[..., Dataset]:
     """Build an uncompressed DICOM dataset: ``dicom_dataset(pixels, photometric, bits_stored, **attributes)``."""
-    return _build_dicom
+    return build_dicom
 
 
 @pytest.fixture
@@ -77,7 +59,7 @@ def write_dicom(tmp_path: Path) -> Callable[..., Path]:
         name: str, pixels: np.ndarray, photometric: str = "MONOCHROME2", bits_stored: int | None = None, **attributes
     ) -> Path:
         path = tmp_path / name
-        _build_dicom(pixels, photometric, bits_stored, **attributes).save_as(path, enforce_file_format=True)
+        build_dicom(pixels, photometric, bits_stored, **attributes).save_as(path, enforce_file_format=True)
         return path
 
     return write

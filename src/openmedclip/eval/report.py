@@ -1,8 +1,9 @@
 """Aggregate result JSONs into tables: ``report.md`` and ``report.csv`` (datasets × models, headline metrics with
 intervals, e.g. ``0.843 [0.810, 0.870]``), ``metrics.csv`` (every scalar metric, one row each) and plots.
 
-``report.md`` also lists, per dataset and model, what the intervals resample (items, or cases with their number)
-and how many test items the model saw in training."""
+``report.md`` starts with the protocol summary of suites that declare one (each dataset's primary metric in
+percent and the suite's means, :mod:`openmedclip.eval.protocol`), and also lists, per dataset and model, what the
+intervals resample (items, or cases with their number) and how many test items the model saw in training."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from openmedclip.atomic import write_text
 from openmedclip.errors import InvalidInputError
+from openmedclip.eval.protocol import protocol_markdown, protocol_summaries
 from openmedclip.metrics.defaults import CI_LEVEL
 from openmedclip.tasks.registry import by_benchmark_name
 
@@ -90,13 +92,15 @@ def headline_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[li
 
 
 def markdown(results: Sequence[dict[str, Any]], summaries: Sequence[dict[str, Any]] = ()) -> str:
-    """The Markdown report: a table per (task, headline metric), then skipped and failed datasets."""
+    """The Markdown report: the protocol summaries, a table per (task, headline metric), then skipped and failed
+    datasets."""
     models, rows = headline_rows(results)
     level = results[0].get("ci_level", CI_LEVEL)
     suites = ", ".join(sorted({str(r.get("suite", "?")) for r in results}))
     lines = ["# Evaluation report", "", f"Suite(s): {suites}. Cells: value [{level:.0%} bootstrap interval]; the "
              "resampling unit of each interval is listed under 'Resampling unit and contamination'."]
     lines += _precision_line(results)
+    lines += protocol_markdown(protocol_summaries(results, summaries))
     shown = None
     titles = {name: spec.title for name, spec in by_benchmark_name().items()}
     for task, metric, dataset, *cells in rows:

@@ -9,6 +9,10 @@ Layout of the output folder::
 Datasets whose files are missing under the data root are skipped, not failed. Sources are opened once and
 shared by every model; each model's image features come from the cache when nothing they depend on changed.
 
+A zero-shot result records the suite entry's ``primary_metric`` and, for two classes, the positive-class
+``positive_precision``, ``positive_recall`` and ``positive_f1`` among its metrics; a suite with a ``summary`` also
+writes its protocol (:mod:`openmedclip.eval.protocol`) into ``summary.json``.
+
 Every result says its resampling unit (``item``, or the suite entry's ``groups`` unit and the number of groups)
 and its contamination check (test items whose pixels are in the model's training manifest, see
 :mod:`openmedclip.eval.contamination`); with ``exclude_seen`` the metrics are on the unseen items only.
@@ -46,8 +50,9 @@ from openmedclip.eval.contamination import (
     model_training_items,
     split_hashes,
 )
+from openmedclip.eval.protocol import protocol_declaration
 from openmedclip.eval.suite import PATH_KEYS, DatasetEntry, Suite, missing_paths, resolve_spec
-from openmedclip.metrics.defaults import CI_LEVEL, N_BOOTSTRAP
+from openmedclip.metrics.defaults import CI_LEVEL, N_BOOTSTRAP, POSITIVE_CLASS_METRICS
 from openmedclip.models import LoadedModel, load_model
 from openmedclip.precision import precision_name
 from openmedclip.tasks.registry import TaskInputs, TaskRecord, get_task, task_names
@@ -368,6 +373,23 @@ def _run_task(
     return get_task(task).build_record(inputs)
 
 
+def _with_protocol_fields(record: TaskRecord, entry: DatasetEntry) -> TaskRecord:
+    """A zero-shot record with the positive-class metrics of a binary task (from its detailed metrics) among its
+    ``metrics`` and ``ci``, and the entry's ``primary_metric``; a primary metric the record lacks raises."""
+    detailed = record.details.get("metrics", {})
+    metrics, ci = dict(record.metrics), dict(record.ci)
+    for name in POSITIVE_CLASS_METRICS:
+        if name in detailed:
+            metrics[name] = detailed[name]["value"]
+            ci[name] = [detailed[name]["low"], detailed[name]["high"]]
+    if entry.metric is not None and entry.metric not in metrics:
+        raise InvalidInputError(
+            f"dataset '{entry.name}': primary metric '{entry.metric}' is not among its zero-shot metrics "
+            f"({', '.join(metrics)})"
+        )
+    return replace(record, metrics=metrics, ci=ci, extra={**record.extra, "primary_metric": entry.metric})
+
+
 def _skipped_items(split: _Split, encoded: EncodedImages) -> list[dict[str, str]]:
     listed = [{"key": key, "reason": reason} for key, reason in split.source.skipped]
     return listed + [{"key": e.item, "reason": e.message} for e in encoded.errors]
@@ -428,6 +450,8 @@ def _evaluate_dataset(suite: Suite, prep: _Prepared, run: _ModelRun, out: Path, 
         start = time.perf_counter()
         try:
             record = _run_task(task, prep, run, encoded, used)
+            if task == "zeroshot":
+                record = _with_protocol_fields(record, prep.entry)
         except OpenMedClipError as err:
             summary.failed.append({"model": run.name, "dataset": prep.entry.name, "task": task, "error": str(err)})
             continue
@@ -493,20 +517,26 @@ def run_suite(
         for prep in prepared:
             log(f"{model_slug(name)} · {prep.entry.name}: {', '.join(prep.tasks)} on {len(prep.test.rows)} items")
             _evaluate_dataset(suite, prep, run, out, summary)
-        _write_summary(suite, name, out, data_root, summary)
+        _write_summary(suite, name, out, data_root, summary, options)
     return summary
 
 
-def _write_summary(suite: Suite, name: str, out: Path, data_root: Path, summary: RunSummary) -> None:
+def _write_summary(
+    suite: Suite, name: str, out: Path, data_root: Path, summary: RunSummary, options: EvalOptions
+) -> None:
     slug = model_slug(name)
     written = [str(p.relative_to(out)) for p in summary.written if p.parts[len(out.parts)] == slug]
     failed = [f for f in summary.failed if f["model"] in (name, "*")]
-    payload = {
+    payload: dict[str, Any] = {
         "suite": suite.name,
         "model": name,
+        "model_slug": slug,
         "data_root": str(data_root),
         "results": written,
         "skipped": summary.skipped,
         "failed": failed,
     }
+    protocol = protocol_declaration(suite)
+    if protocol is not None and "zeroshot" in options.tasks:
+        payload["protocol"] = protocol
     write_json(out / slug / "summary.json", payload)

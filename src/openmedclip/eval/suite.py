@@ -18,6 +18,10 @@ A suite file looks like::
         groups: case                              # optional: intervals resample whole cases (patients, studies)
         deduplicate: {kinds: [exact, near]}       # optional: also `<name>-dedup`, without test items that have
                                                   # a copy in `train` (or in `against: [...]` sources)
+        metric: acc1                              # optional: the zero-shot primary metric (a `metrics` key)
+    summary:                                      # optional: how the primary metrics aggregate (`report`)
+      groups: modality                            # optional: a mean per modality
+      means: [datasets, groups]                   # mean over datasets and/or over the group means
 
 A ``templates`` name is looked up in the suite's ``templates``, then in the built-in template sets.
 ``path`` (and ``root`` for tables) are relative to the data root the user gives; absolute paths are kept.
@@ -48,6 +52,7 @@ from typing_extensions import TypedDict
 
 from openmedclip.data.factory import SOURCES, canonical_type
 from openmedclip.errors import InvalidInputError
+from openmedclip.metrics.defaults import ZEROSHOT_METRICS
 from openmedclip.prompts import resolve_templates
 from openmedclip.schemas import FileModel, describe_error
 from openmedclip.yaml_text import safe_load
@@ -70,6 +75,15 @@ def _known_tasks(tasks: list[str]) -> list[str]:
     if unknown:
         raise PydanticCustomError("task", f"unknown task(s) {unknown} (known: {list(task_names())})")
     return tasks
+
+
+def _zeroshot_metric(metric: str) -> str:
+    """`metric` if a zero-shot result may hold it (see `ZEROSHOT_METRICS`)."""
+    if metric not in ZEROSHOT_METRICS:
+        raise PydanticCustomError(
+            "metric", f"unknown metric {metric!r} (zero-shot metrics: {', '.join(ZEROSHOT_METRICS)})"
+        )
+    return metric
 
 
 def _dataset_name(name: str) -> str:
@@ -146,6 +160,10 @@ class SuiteDataset(FileModel):
     """Resampling unit of the intervals: a group id the source gives every test row (``case``, ``patient``,
     ``study``; see `DataSource.group_ids`); the bootstrap then draws whole groups. Default: single items."""
     deduplicate: SuiteDeduplicate | None = None
+    metric: Annotated[str, AfterValidator(_zeroshot_metric)] | None = None
+    """Primary metric of the zero-shot task: a key of its result's ``metrics`` (``acc1``, ``auroc``,
+    ``mean_per_class_recall``, ``positive_f1``, ...), recorded as the result's ``primary_metric`` and averaged by
+    the suite's ``summary``."""
 
     @field_validator("classes")
     @classmethod
@@ -161,6 +179,25 @@ class SuiteDataset(FileModel):
             raise PydanticCustomError("probe", "task 'probe' needs a 'train' split (e.g. train: {split: train})")
         if self.deduplicate is not None and self.deduplicate.against is None and self.train is None:
             raise PydanticCustomError("deduplicate", "'deduplicate' needs 'against' sources or a 'train' split")
+        if self.metric is not None and "zeroshot" not in self.tasks:
+            raise PydanticCustomError("metric", "'metric' names the zero-shot primary metric: add task 'zeroshot'")
+        return self
+
+
+class SuiteSummary(FileModel):
+    """How the suite's headline numbers aggregate: plain means of the datasets' primary metrics (``metric``)."""
+
+    groups: Literal["modality"] | None = None
+    """Also a mean per value of this dataset field (every zero-shot dataset must have it)."""
+    means: Annotated[tuple[Literal["datasets", "groups"], ...], Field(min_length=1)] = ("datasets",)
+    """Overall means: over the datasets, and/or over the group means (needs ``groups``)."""
+
+    @model_validator(mode="after")
+    def _group_means_need_groups(self) -> SuiteSummary:
+        if len(set(self.means)) != len(self.means):
+            raise PydanticCustomError("means", "'means' lists each of datasets, groups at most once")
+        if "groups" in self.means and self.groups is None:
+            raise PydanticCustomError("means", "a mean over 'groups' needs 'groups' (e.g. groups: modality)")
         return self
 
 
@@ -174,6 +211,24 @@ class SuiteFile(FileModel):
     """Named template lists that the datasets' ``prompts.templates`` may name."""
     datasets: Annotated[dict[Annotated[str, AfterValidator(_dataset_name)], SuiteDataset], Field(min_length=1)]
     """Dataset name -> entry, in report order."""
+    summary: SuiteSummary | None = None
+    """The protocol summary of the report: means of the zero-shot datasets' primary metrics."""
+
+    @model_validator(mode="after")
+    def _summary_needs_metrics(self) -> SuiteFile:
+        if self.summary is None:
+            return self
+        zeroshot = {name: entry for name, entry in self.datasets.items() if "zeroshot" in entry.tasks}
+        if not zeroshot:
+            raise PydanticCustomError("summary", "'summary' needs datasets with task 'zeroshot'")
+        unscored = [name for name, entry in zeroshot.items() if entry.metric is None]
+        if unscored:
+            raise PydanticCustomError("summary", f"'summary' needs a 'metric' on every zeroshot dataset: {unscored}")
+        ungrouped = [name for name, entry in zeroshot.items() if not entry.modality]
+        if self.summary.groups == "modality" and ungrouped:
+            raise PydanticCustomError("summary", f"'groups: modality' needs a 'modality' on every zeroshot dataset: "
+                                      f"{ungrouped}")
+        return self
 
 
 @dataclass(frozen=True)
@@ -193,6 +248,8 @@ class DatasetEntry:
     """The grouping unit the intervals resample (None: items)."""
     deduplicate: dict[str, Any] | None = None
     """``{"against": [spec, ...], "kinds": [...]}`` for a de-duplicated view beside the raw one, else None."""
+    metric: str | None = None
+    """The zero-shot primary metric (a key of the result's ``metrics``), None when the suite names none."""
 
     def train_source(self) -> dict[str, Any] | None:
         """The spec of the training split: `train` merged over `source` (a `type` in `train` replaces it)."""
@@ -222,6 +279,9 @@ class Suite:
     origin: str
     datasets: dict[str, DatasetEntry]
     description: str = ""
+    summary: dict[str, Any] | None = None
+    """``{"groups": "modality" | None, "means": ["datasets", "groups"]}``: how the report aggregates the datasets'
+    primary metrics; None without a protocol summary."""
 
     def select(self, names: list[str] | None) -> list[DatasetEntry]:
         """The named datasets (all when ``names`` is empty), in suite order; unknown names raise."""
@@ -267,7 +327,8 @@ def parse_suite(text: str, *, origin: str = "<string>") -> Suite:
     entries = {
         name: _entry(name, entry, f"{origin}: datasets.{name}", templates) for name, entry in suite.datasets.items()
     }
-    return Suite(suite.name, origin, entries, suite.description or "")
+    summary = None if suite.summary is None else suite.summary.model_dump(mode="json")
+    return Suite(suite.name, origin, entries, suite.description or "", summary)
 
 
 def resolve_spec(spec: Mapping[str, Any], data_root: Path) -> dict[str, Any]:
@@ -297,6 +358,7 @@ def _entry(name: str, entry: SuiteDataset, where: str, templates: dict[str, list
         layout=entry.layout or "",
         groups=entry.groups,
         deduplicate=None if entry.deduplicate is None else entry.deduplicate.model_dump(),
+        metric=entry.metric,
     )
 
 

@@ -62,7 +62,7 @@ def read_nifti(
     (``path`` then only names it); compressed bytes that inflate beyond ``max_volume_bytes`` are refused.
     """
     import nibabel as nib  # imported for NIfTI files only
-    from nibabel.orientations import io_orientation
+    from nibabel.orientations import io_orientation, ornt2axcodes
 
     plane_axis = slice_axis(axis)
     try:
@@ -103,7 +103,7 @@ def read_nifti(
         "slice_index": index,
         "n_slices": n_slices,
         "volume_shape": tuple(int(size) for size in shape),
-        "axcodes": tuple(nib.aff2axcodes(volume.affine)),
+        "axcodes": tuple(ornt2axcodes(orientation)),  # what nib.aff2axcodes gives, without a second SVD
         "patient_orientation": (_TOWARDS_LOW[column_axis], _TOWARDS_LOW[row_axis]),
     }
     return MedicalImage(pixels=pixels, path=str(path), meta=meta)

@@ -8,6 +8,23 @@ N_BOOTSTRAP = 1000
 """Bootstrap resamples for confidence intervals."""
 CI_LEVEL = 0.95
 """Confidence level of the percentile intervals."""
+POSITIVE_CLASS_METRICS: tuple[str, ...] = ("positive_precision", "positive_recall", "positive_f1")
+"""Binary tasks: precision, recall and F1 of the arg-max prediction with the second class positive."""
+ZEROSHOT_METRICS: tuple[str, ...] = (
+    "acc1",
+    "acc5",
+    "mean_per_class_recall",
+    "auroc",
+    "macro_f1",
+    "ece",
+    *POSITIVE_CLASS_METRICS,
+    "mean_auroc",
+    "mean_auprc",
+    "mean_f1",
+    "mean_mcc",
+)
+"""Every metric key a zero-shot result may hold (which ones it holds depends on the task: ``acc5`` needs more than
+five classes, the ``positive_*`` ones two, the ``mean_*`` ones multi-label data)."""
 
 
 def retrieval_key(direction: str, k: int) -> str:

@@ -11,6 +11,10 @@ Definitions (each checked against scikit-learn in the tests):
 - ``top_k_accuracy[k]``: the label is among the ``k`` highest probabilities (ties rank the higher
   class index first, as scikit-learn does); only for ``2 <= k < C`` (``k >= C`` is trivially 1).
 - ``ece``: see :mod:`openmedclip.metrics.calibration` (15 equal-width bins on max-prob confidence).
+- ``positive_precision``, ``positive_recall``, ``positive_f1`` (two classes only): scikit-learn's binary
+  ``precision_score``, ``recall_score`` and ``f1_score`` of the arg-max prediction with class 1 (the second class)
+  positive. As there (``zero_division`` left at its default), a metric whose denominator is 0 -- no item predicted
+  positive, no positive item -- is 0, with a note.
 
 Intervals are bootstrap percentile intervals over items, or over groups of items (cases, patients)
 when ``groups`` names each item's group (:mod:`openmedclip.metrics.bootstrap`); one-vs-rest AUROC
@@ -29,7 +33,7 @@ from openmedclip.errors import InvalidInputError
 from openmedclip.metrics._inputs import class_labels, names, probabilities
 from openmedclip.metrics.bootstrap import bootstrap_estimates, item_groups
 from openmedclip.metrics.calibration import calibration_gaps, ece_from_gaps
-from openmedclip.metrics.defaults import CI_LEVEL, N_BOOTSTRAP
+from openmedclip.metrics.defaults import CI_LEVEL, N_BOOTSTRAP, POSITIVE_CLASS_METRICS
 from openmedclip.metrics.ranking import RankedScores
 from openmedclip.metrics.results import Estimate, json_float
 
@@ -58,12 +62,15 @@ class MulticlassResult:
     notes: list[str] = field(default_factory=list)
     n_groups: int | None = None
     """Groups the intervals resampled; None: items."""
+    positive_class: dict[str, Estimate] = field(default_factory=dict)
+    """Two classes: ``positive_precision``, ``positive_recall``, ``positive_f1`` with class 1 positive; else empty."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "n_items": self.n_items,
             "class_names": list(self.class_names),
             **{name: getattr(self, name).to_dict() for name in HEADLINE},
+            **{name: est.to_dict() for name, est in self.positive_class.items()},
             "top_k_accuracy": {str(k): est.to_dict() for k, est in self.top_k_accuracy.items()},
             "per_class_recall": {c: json_float(r) for c, r in zip(self.class_names, self.per_class_recall)},
             "confusion_matrix": self.confusion_matrix.astype(int).tolist(),
@@ -132,16 +139,17 @@ def multiclass_metrics(
         support, tp, predicted = np.split(sums[:, 1 + len(ks) :], 3, axis=1)
         recall = np.divide(tp, support, out=np.full_like(tp, np.nan), where=support > 0)
         f1 = np.divide(2 * tp, support + predicted, out=np.full_like(tp, np.nan), where=support + predicted > 0)
-        return np.column_stack(
-            [
-                accuracy / total,
-                np.nanmean(recall, axis=1),
-                np.nanmean(f1, axis=1),
-                ranked.auroc(counts).mean(axis=1),
-                ece_from_gaps(counts, gaps),
-                top / total[:, None],
-            ]
-        )
+        columns = [
+            accuracy / total,
+            np.nanmean(recall, axis=1),
+            np.nanmean(f1, axis=1),
+            ranked.auroc(counts).mean(axis=1),
+            ece_from_gaps(counts, gaps),
+            top / total[:, None],
+        ]
+        if n_classes == 2:
+            columns += _positive_class_columns(support[:, 1], tp[:, 1], predicted[:, 1])
+        return np.column_stack(columns)
 
     est = bootstrap_estimates(batch, n_items, n=n_bootstrap, seed=seed, ci=ci, groups=resampled)
     cm = confusion_matrix(y, pred, n_classes)
@@ -150,11 +158,13 @@ def multiclass_metrics(
     if (support == 0).any():
         absent = [cnames[c] for c in np.flatnonzero(support == 0)]
         notes.append(f"auroc undefined: classes absent from y_true: {absent}")
+    if n_classes == 2:
+        notes += _positive_class_notes(cm, cnames[1])
     return MulticlassResult(
         class_names=cnames,
         n_items=n_items,
         **dict(zip(HEADLINE, est)),
-        top_k_accuracy=dict(zip(ks, est[len(HEADLINE) :])),
+        top_k_accuracy=dict(zip(ks, est[len(HEADLINE) : len(HEADLINE) + len(ks)])),
         per_class_recall=np.divide(np.diag(cm), support, out=np.full(n_classes, np.nan), where=support > 0),
         confusion_matrix=cm,
         n_bootstrap=n_bootstrap,
@@ -162,4 +172,24 @@ def multiclass_metrics(
         ci=ci,
         notes=notes,
         n_groups=None if resampled is None else resampled.n_groups,
+        positive_class=dict(zip(POSITIVE_CLASS_METRICS, est[len(HEADLINE) + len(ks) :])),
     )
+
+
+def _positive_class_columns(support: np.ndarray, tp: np.ndarray, predicted: np.ndarray) -> list[np.ndarray]:
+    """Precision, recall and F1 of the positive class from its (weighted) support, true positives and predicted
+    positives; 0 where a denominator is 0, as scikit-learn's default ``zero_division`` gives."""
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    f1 = np.divide(2 * tp, support + predicted, out=np.zeros_like(tp), where=support + predicted > 0)
+    return [precision, recall, f1]
+
+
+def _positive_class_notes(cm: np.ndarray, positive: str) -> list[str]:
+    """Notes for the positive-class metrics that are 0 only because their denominator is."""
+    notes = []
+    if cm[:, 1].sum() == 0:
+        notes.append(f"positive_precision set to 0: no item predicted as the positive class {positive!r}")
+    if cm[1].sum() == 0:
+        notes.append(f"positive_recall set to 0: no item of the positive class {positive!r} in y_true")
+    return notes
