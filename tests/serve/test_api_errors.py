@@ -59,7 +59,7 @@ def test_bad_uploads_are_400_naming_the_problem(client, served_root, endpoint, n
         ({"preset": "nope"}, "unknown preset 'nope'"),
         ({"labels": "a,b", "bank": "../../etc/passwd"}, "unknown sentence bank"),
         ({"labels": "a,b", "templates": "no slot"}, "must contain exactly one '{}'"),
-        ({"labels": "a,a"}, "class labels must be unique"),
+        ({"labels": "a,a"}, "class labels must be distinct"),
         ({"labels": "a,b", "model": "openai/ViT-B-32"}, "model 'openai/ViT-B-32' is not served here"),
         ({"labels": "a,b", "window": "lungs"}, "unknown window preset 'lungs'"),
         ({"labels": "a,b", "window": "40,x"}, "expected a preset name or 'centre,width'"),

@@ -89,15 +89,37 @@ def test_bank_sentences_are_the_class_prompts(tiny_model, image_folder):
     result = zero_shot(tiny_model, paths, ["normal", "pneumonia"], bank="pediatric_chest_xray", num_workers=0)
     assert result.prompts == {"normal": bank.sentences("normal"), "pneumonia": bank.sentences("pneumonia")}
     with pytest.raises(InvalidInputError, match="not in sentence bank"):
-        zero_shot(tiny_model, paths, ["fracture"], bank=bank)
+        zero_shot(tiny_model, paths, ["normal", "fracture"], bank=bank)
 
 
 def test_bad_arguments_are_reported(tiny_model, image_folder):
     paths = sorted(image_folder.rglob("*.png"))
     with pytest.raises(InvalidInputError, match="slot"):
         zero_shot(tiny_model, paths, ["a", "b"], templates=["no slot here"])
-    with pytest.raises(InvalidInputError, match="unique"):
+    with pytest.raises(InvalidInputError, match="distinct"):
         zero_shot(tiny_model, paths, ["a", "a"])
+
+
+@pytest.mark.parametrize(("labels", "multilabel", "message"), [
+    (["normal", "pneumonia", "Normal"], False, "'normal' and 'Normal'"),
+    (["pleural  effusion", "Pleural Effusion"], True, "ignoring case and spacing"),
+    (["normal", " "], False, "a class label is empty"),
+    (["pneumonia"], False, "at least two labels"),
+    ("normal,pneumonia", False, "not one string"),
+])
+def test_meaningless_label_sets_are_refused_before_anything_is_encoded(tiny_model, labels, multilabel, message,
+                                                                       monkeypatch):
+    import openmedclip.tasks.zeroshot as module
+
+    monkeypatch.setattr(module, "encode_images", lambda *a, **k: pytest.fail("encoded images"))
+    with pytest.raises(InvalidInputError, match=message):
+        zero_shot(tiny_model, ["x.png"], labels, multilabel=multilabel)
+
+
+def test_one_label_is_fine_for_a_multilabel_decision(tiny_model, image_folder):
+    paths = sorted(image_folder.rglob("*.png"))[:2]
+    result = zero_shot(tiny_model, paths, ["pneumonia"], multilabel=True, num_workers=0)
+    assert result.labels == ["pneumonia"] and result.probabilities.shape == (2, 1)
     with pytest.raises(InvalidInputError, match="no images"):
         zero_shot(tiny_model, [], ["a", "b"])
 

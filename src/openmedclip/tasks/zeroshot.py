@@ -253,6 +253,32 @@ def recommended_prompts(model: LoadedModel, labels: Sequence[str]) -> tuple[str 
     return None, None
 
 
+def check_labels(labels: Labels, *, multilabel: bool = False) -> None:
+    """Raise ``InvalidInputError`` unless ``labels`` is a list (or mapping) of distinct, non-empty names, at least
+    two for multi-class (one class always gets probability 1). Names differing only in case or spacing count as
+    the same."""
+    if isinstance(labels, str):
+        example = [part.strip() for part in labels.split(",") if part.strip()]
+        raise InvalidInputError(f"labels must be a list of names, not one string ({labels!r}); e.g. {example}")
+    names = [str(name) for name in labels]
+    if any(not name.strip() for name in names):
+        raise InvalidInputError("a class label is empty")
+    first: dict[str, str] = {}
+    repeated = []
+    for name in names:
+        key = " ".join(name.split()).casefold()
+        if key in first:
+            repeated.append(f"{first[key]!r} and {name!r}")
+        first.setdefault(key, name)
+    if repeated:
+        raise InvalidInputError(f"class labels must be distinct (ignoring case and spacing): {'; '.join(repeated)}")
+    if not multilabel and len(names) < 2:
+        raise InvalidInputError(
+            f"multi-class zero-shot needs at least two labels, got {names}: a single class always gets probability "
+            "1 (for a yes/no decision on one finding, use multi-label)"
+        )
+
+
 def zero_shot(
     model: LoadedModel | str,
     images: Sequence[ImageItem] | EncodedImages,
@@ -279,6 +305,7 @@ def zero_shot(
     e.g. GLoRIA's word–region 'local' or 'both': a class then scores its best sentence. ``encode_options`` go to
     ``encode_images`` (``batch_size``, ``num_workers``, ``read_options``, ``progress``).
     """
+    check_labels(labels, multilabel=multilabel)
     if isinstance(model, str):
         from ..models.load import load_model
 
