@@ -35,7 +35,10 @@ WINDOW_USAGE = "a preset name (e.g. lung) or 'centre,width' (two numbers, width 
 
 
 def parse_window(text: str | None) -> tuple[float, float] | None:
-    """``--window`` value: a preset name or ``'centre,width'`` -> checked ``(centre, width)``; None stays None."""
+    """``--window`` value: a preset name or ``'centre,width'`` -> checked ``(centre, width)``; None stays None.
+
+    The numbers are checked here, as ``openmedclip.io.windowing.resolve_window`` checks them, so that a bad value
+    fails before numpy and the readers are imported."""
     if text is None:
         return None
     if "," not in text:

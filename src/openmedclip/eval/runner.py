@@ -9,8 +9,8 @@ Layout of the output folder::
 Datasets whose files are missing under the data root are skipped, not failed. Sources are opened once and
 shared by every model; each model's image features come from the cache when nothing they depend on changed.
 
-A zero-shot result records the suite entry's ``primary_metric`` and, for two classes, the positive-class
-``positive_precision``, ``positive_recall`` and ``positive_f1`` among its metrics; a suite with a ``summary`` also
+A zero-shot result records the suite entry's ``primary_metric`` (for two classes its metrics include the
+positive-class ``positive_precision``, ``positive_recall`` and ``positive_f1``); a suite with a ``summary`` also
 writes its protocol (:mod:`openmedclip.eval.protocol`) into ``summary.json``.
 
 Every result says its resampling unit (``item``, or the suite entry's ``groups`` unit and the number of groups)
@@ -52,7 +52,7 @@ from openmedclip.eval.contamination import (
 )
 from openmedclip.eval.protocol import protocol_declaration
 from openmedclip.eval.suite import PATH_KEYS, DatasetEntry, Suite, missing_paths, resolve_spec
-from openmedclip.metrics.defaults import CI_LEVEL, N_BOOTSTRAP, POSITIVE_CLASS_METRICS
+from openmedclip.metrics.defaults import CI_LEVEL, N_BOOTSTRAP
 from openmedclip.models import LoadedModel, load_model
 from openmedclip.precision import precision_name
 from openmedclip.tasks.registry import TaskInputs, TaskRecord, get_task, task_names
@@ -373,21 +373,14 @@ def _run_task(
     return get_task(task).build_record(inputs)
 
 
-def _with_protocol_fields(record: TaskRecord, entry: DatasetEntry) -> TaskRecord:
-    """A zero-shot record with the positive-class metrics of a binary task (from its detailed metrics) among its
-    ``metrics`` and ``ci``, and the entry's ``primary_metric``; a primary metric the record lacks raises."""
-    detailed = record.details.get("metrics", {})
-    metrics, ci = dict(record.metrics), dict(record.ci)
-    for name in POSITIVE_CLASS_METRICS:
-        if name in detailed:
-            metrics[name] = detailed[name]["value"]
-            ci[name] = [detailed[name]["low"], detailed[name]["high"]]
-    if entry.metric is not None and entry.metric not in metrics:
+def _with_primary_metric(record: TaskRecord, entry: DatasetEntry) -> TaskRecord:
+    """A zero-shot record with the entry's ``primary_metric``; a primary metric the record lacks raises."""
+    if entry.metric is not None and entry.metric not in record.metrics:
         raise InvalidInputError(
             f"dataset '{entry.name}': primary metric '{entry.metric}' is not among its zero-shot metrics "
-            f"({', '.join(metrics)})"
+            f"({', '.join(record.metrics)})"
         )
-    return replace(record, metrics=metrics, ci=ci, extra={**record.extra, "primary_metric": entry.metric})
+    return replace(record, extra={**record.extra, "primary_metric": entry.metric})
 
 
 def _skipped_items(split: _Split, encoded: EncodedImages) -> list[dict[str, str]]:
@@ -451,7 +444,7 @@ def _evaluate_dataset(suite: Suite, prep: _Prepared, run: _ModelRun, out: Path, 
         try:
             record = _run_task(task, prep, run, encoded, used)
             if task == "zeroshot":
-                record = _with_protocol_fields(record, prep.entry)
+                record = _with_primary_metric(record, prep.entry)
         except OpenMedClipError as err:
             summary.failed.append({"model": run.name, "dataset": prep.entry.name, "task": task, "error": str(err)})
             continue

@@ -21,10 +21,19 @@ WINDOW_PRESETS: dict[str, tuple[float, float]] = {
 with ``_`` and ``-`` read as spaces ("Soft_Tissue" is "soft tissue")."""
 
 
+WINDOW_USAGE = "a preset name or 'centre,width' (e.g. lung, or 40,400: two numbers, width > 0)"
+
+
 def resolve_window(window: str | tuple[float, float] | None) -> tuple[float, float] | None:
-    """Turn a preset name or a ``(centre, width)`` pair into a checked ``(centre, width)``; None stays None."""
+    """Turn a preset name, a ``'centre,width'`` string or a ``(centre, width)`` pair into a checked
+    ``(centre, width)``; None stays None."""
     if window is None:
         return None
+    if isinstance(window, str) and "," in window:
+        try:
+            window = tuple(float(part) for part in window.split(","))  # type: ignore[assignment]
+        except ValueError:
+            raise InvalidInputError(f"window {window!r}: expected {WINDOW_USAGE}") from None
     if isinstance(window, str):
         key = " ".join(window.lower().replace("_", " ").replace("-", " ").split())
         if key not in WINDOW_PRESETS:
@@ -33,7 +42,7 @@ def resolve_window(window: str | tuple[float, float] | None) -> tuple[float, flo
     try:
         centre, width = (float(value) for value in window)
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"window must be a preset name or a (centre, width) pair, got {window!r}") from exc
+        raise InvalidInputError(f"window {window!r}: expected {WINDOW_USAGE}") from exc
     if not (math.isfinite(centre) and math.isfinite(width)) or width <= 0:
         raise InvalidInputError(f"window (centre, width) must be finite with width > 0, got {window!r}")
     return centre, width

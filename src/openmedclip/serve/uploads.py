@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from fastapi import File, Form, HTTPException, Request, UploadFile, status
+from fastapi import Depends, File, Form, HTTPException, Request, UploadFile, status
 
-from openmedclip.errors import ImageReadError, InvalidInputError
+from openmedclip.errors import ImageReadError
 from openmedclip.io import MedicalImage, read_image, read_image_bytes
 from openmedclip.io.windowing import resolve_window
 from openmedclip.serve.access import resolve_under_root
@@ -46,15 +46,7 @@ class ImageSource:
 
 def parse_window(text: str | None) -> tuple[float, float] | None:
     """A window preset name or ``'centre,width'``, checked; None (or blank) stays None."""
-    if text is None or not text.strip():
-        return None
-    if "," not in text:
-        return resolve_window(text.strip())
-    try:
-        centre, width = (float(part) for part in text.split(","))
-    except ValueError:
-        raise InvalidInputError(f"window {text!r}: expected a preset name or 'centre,width' (two numbers)") from None
-    return resolve_window((centre, width))
+    return resolve_window(text) if text is not None and text.strip() else None
 
 
 def _upload_name(upload: UploadFile) -> str:
@@ -107,17 +99,8 @@ async def optional_image(
     return ImageSource(path, path=target, window=chosen_window, frame=frame, slice_index=slice_index, axis=axis)
 
 
-async def required_image(
-    request: Request,
-    file: FileField = None,
-    path: PathField = None,
-    window: WindowField = None,
-    frame: FrameField = None,
-    slice_index: SliceField = None,
-    axis: AxisField = "axial",
-) -> ImageSource:
+async def required_image(source: Annotated[ImageSource | None, Depends(optional_image)]) -> ImageSource:
     """The request's image; 400 when it names none."""
-    source = await optional_image(request, file, path, window, frame, slice_index, axis)
     if source is None:
         raise _bad_request("no image: send an image file ('file') or a 'path' under the root")
     return source

@@ -394,6 +394,8 @@ def zeroshot_record(inputs: TaskInputs) -> TaskRecord:
     else:
         mc = multiclass_metrics(targets, probs, class_names, n_bootstrap=n_bootstrap, groups=inputs.groups)
         metrics, ci = multiclass_fields(mc)
+        for name, estimate in mc.positive_class.items():  # two classes: the positive class's precision, recall, F1
+            put_estimate(metrics, ci, name, estimate)
         details["metrics"] = mc.to_dict()
         plots["confusion_matrix"] = mc.confusion_matrix.astype(int).tolist()
     return TaskRecord(ZEROSHOT.benchmark_name, len(targets), metrics, ci, details, plots)
