@@ -50,6 +50,19 @@ def tiny_model(tiny_model_dir):
 
 
 @pytest.fixture()
+def ct_dicom(tmp_path) -> Path:
+    """A 40 x 44 CT slice in Hounsfield units (stored values with RescaleIntercept -1024), deterministic."""
+    import numpy as np
+
+    from dicom_files import build_dicom
+
+    stored = np.random.default_rng(1).integers(0, 2500, (40, 44)).astype(np.uint16)
+    path = tmp_path / "ct.dcm"
+    build_dicom(stored, Modality="CT", RescaleIntercept=-1024, RescaleSlope=1).save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.fixture()
 def image_folder(tmp_path) -> Path:
     """Six small random RGB/grey PNGs in a folder tree, deterministic."""
     import numpy as np

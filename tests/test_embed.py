@@ -63,8 +63,16 @@ def test_a_custom_encode_function_gets_the_same_batching_and_skipping(tiny_model
     assert patches.features.shape == expected.shape and torch.allclose(patches.features, expected, atol=1e-5)
 
 
+def test_folders_stand_for_their_images(tiny_model, image_folder, tmp_path):
+    (tmp_path / "empty").mkdir()
+    encoded = encode_images(tiny_model, [image_folder / "sub", tmp_path / "empty"], num_workers=0)
+    assert encoded.items == [str(image_folder / "sub" / f"img{i}.png") for i in (1, 3, 5)]
+    assert [(e.index, e.item) for e in encoded.errors] == [(3, str(tmp_path / "empty"))]
+    assert encoded.errors[0].message.startswith("folder holds no images")
+
+
 def test_pil_images_are_accepted(tiny_model):
-    image = Image.fromarray(np.full((30, 30), 128, dtype=np.uint8))  # greyscale: converted to RGB
+    image = Image.fromarray(np.arange(900, dtype=np.uint8).reshape(30, 30))  # greyscale: converted to RGB
     encoded = encode_images(tiny_model, [image])
     assert encoded.features.shape == (1, tiny_model.model.text_projection.shape[1])
 
@@ -134,11 +142,17 @@ def test_medical_images_pil_images_and_source_rows_give_the_same_features(tiny_m
 def test_wrong_shaped_or_non_finite_images_are_input_errors(tiny_model):
     from openmedclip.io import MedicalImage
 
-    good = MedicalImage(np.full((20, 20), 100, np.float32), "good", meta={"bit_depth": 8})
+    good = MedicalImage(np.arange(400, dtype=np.float32).reshape(20, 20), "good", meta={"bit_depth": 8})
     cube = MedicalImage(np.zeros((4, 20, 20), np.float32), "cube")
     nan = MedicalImage(np.full((20, 20), np.nan, np.float32), "nan")
-    encoded = encode_images(tiny_model, [cube, good, nan], num_workers=0)
+    tiny = MedicalImage(np.arange(12, dtype=np.float32).reshape(3, 4), "tiny")
+    flat = MedicalImage(np.full((20, 20), 100, np.float32), "flat")
+    encoded = encode_images(tiny_model, [cube, good, nan, tiny, flat], num_workers=0)
     assert encoded.indices == [1]
-    assert [(e.item, "shape" in e.message or "NaN" in e.message) for e in encoded.errors] == [
+    assert [(e.item, e.message) for e in encoded.errors[2:]] == [
+        ("tiny", "image is too small (4x3 pixels; at least 16x16 needed)"),
+        ("flat", "image is constant (every pixel is 100): nothing to classify"),
+    ]
+    assert [(e.item, "shape" in e.message or "NaN" in e.message) for e in encoded.errors[:2]] == [
         ("cube", True), ("nan", True)
     ]

@@ -91,7 +91,7 @@ def test_missing_path_and_single_bad_file(monkeypatch, capsys, tiny_model_dir, t
     code, _, err = run_cli(
         monkeypatch, capsys, "zeroshot", str(tmp_path / "nope.png"), "-l", "a,b", "-m", str(tiny_model_dir)
     )
-    assert code == 2 and "nope.png" in err
+    assert code == 1 and f"skipped {tmp_path / 'nope.png'}: no such file or folder" in err
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     code, _, err = run_cli(monkeypatch, capsys, "zeroshot", str(bad), "-l", "a,b", "-m", str(tiny_model_dir))

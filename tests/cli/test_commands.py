@@ -98,13 +98,25 @@ BAD_WINDOWS = ["40,abc", "40,0", "1,2,3", "lungs"]
 # zeroshot -------------------------------------------------------------------------------------------------------
 
 
-def test_zeroshot_window_centre_width_and_preset(cli, tiny_model_dir, image_folder):
+def test_zeroshot_window_centre_width_and_preset(cli, tiny_model_dir, ct_dicom):
     for window in ("40,400", "-600,1500", "lung"):
-        result = cli(
-            "zeroshot", image_folder / "img0.png", "-l", "a,b", "-m", tiny_model_dir, "--window", window, "--json"
-        )
+        result = cli("zeroshot", ct_dicom, "-l", "a,b", "-m", tiny_model_dir, "--window", window, "--json")
         assert result.code == 0, result.err
-        assert [p["item"] for p in json.loads(result.out)["predictions"]] == [str(image_folder / "img0.png")]
+        assert [p["item"] for p in json.loads(result.out)["predictions"]] == [str(ct_dicom)]
+
+
+def test_zeroshot_window_on_data_it_does_not_fit(cli, tiny_model_dir, image_folder, ct_dicom):
+    png = image_folder / "img0.png"
+    alone = cli("zeroshot", png, "-l", "a,b", "-m", tiny_model_dir, "--window", "lung")
+    assert_usage_error(alone, "--window lung", "CT in Hounsfield units", "8-bit PNG", "--force-window")
+    mixed = cli("zeroshot", png, ct_dicom, "-l", "a,b", "-m", tiny_model_dir, "--window", "lung", "--json")
+    assert mixed.code == 1 and f"skipped {png}: a window applies only to CT" in mixed.err
+    assert [p["item"] for p in json.loads(mixed.out)["predictions"]] == [str(ct_dicom)]
+    forced = cli("zeroshot", png, "-l", "a,b", "-m", tiny_model_dir, "--window", "lung", "--force-window")
+    assert forced.code == 0 and forced.error_lines == [
+        f"warning: {png}: window applied anyway, but a window applies only to CT in Hounsfield units; this is an "
+        "8-bit PNG image"
+    ]
 
 
 @pytest.mark.parametrize("window", BAD_WINDOWS)
@@ -122,14 +134,14 @@ def test_zeroshot_similarity_the_model_does_not_offer_is_a_usage_error(cli, tiny
 # inspect --------------------------------------------------------------------------------------------------------
 
 
-def test_inspect_window_centre_width_and_preset(cli, image_folder):
-    image = image_folder / "img0.png"
-    plain = cli("inspect", image)
+def test_inspect_window_centre_width_and_preset(cli, image_folder, ct_dicom):
+    plain = cli("inspect", image_folder / "img0.png")
     assert plain.code == 0 and "shape (40, 44)" in plain.out
-    centre_width = cli("inspect", image, "--window", "40,400")
+    centre_width = cli("inspect", ct_dicom, "--window", "40,400")
     assert centre_width.code == 0 and "window (40.0, 400.0)" in centre_width.out
-    preset = cli("inspect", image, "--window", "lung")
+    preset = cli("inspect", ct_dicom, "--window", "lung")
     assert preset.code == 0 and "window (-600.0, 1500.0)" in preset.out
+    assert_usage_error(cli("inspect", image_folder / "img0.png", "--window", "lung"), "img0.png", "8-bit PNG")
 
 
 @pytest.mark.parametrize("window", BAD_WINDOWS)
@@ -361,7 +373,7 @@ def test_models_lists_the_registry(cli, monkeypatch, tmp_path):
     assert "yes" in rows[DEFAULT_MODEL] and "ships with openmedclip" in rows[DEFAULT_MODEL]
     assert "not found" in rows["biomedclip"] and "huggingface.co/microsoft/BiomedCLIP" in rows["biomedclip"]
     assert "CC BY-NC 4.0" in rows["unimed/vit-b16"] and "336 px" in rows["unimed/vit-l14-base-text"]
-    assert "ViT-B-16" not in rows and result.out.count("architectures (random weights") == 1
+    assert "ViT-B-16" not in rows and result.out.count("architectures with no weights here (random") == 1
     names = cli("models", "--names")
     assert names.code == 0 and names.out.splitlines() == list(list_models())
 
@@ -409,12 +421,12 @@ def test_extras_match_the_package_metadata():
             module, extra, requires)
 
 
-def test_core_commands_work_without_the_extras(cli, block, tiny_model_dir, image_folder, tmp_path):
+def test_core_commands_work_without_the_extras(cli, block, tiny_model_dir, image_folder, ct_dicom, tmp_path):
     block(*EXTRAS)
     image = image_folder / "img0.png"
     runs = [
         ("zeroshot", image, "-l", "a,b", "-m", tiny_model_dir, "--json"),
-        ("inspect", image, "--window", "lung"),
+        ("inspect", ct_dicom, "--window", "lung"),
         ("models",),
         ("banks",),
         ("export", tiny_model_dir, tmp_path / "exported"),
@@ -468,7 +480,7 @@ def test_download_bundled_model(cli):
 
 
 def test_download_usage_errors(cli, tmp_path):
-    assert_usage_error(cli("download"), "Missing argument 'name'")
+    assert_usage_error(cli("download"), "Missing argument 'NAME'")
     assert_usage_error(cli("download", "biomedclip", "--to", tmp_path, "--cache"), "--to", "--cache")
     assert_usage_error(cli("download", "biomedclp"), "unknown model", "Close matches: biomedclip")
 

@@ -43,7 +43,7 @@ def assert_same_image(from_bytes: MedicalImage, from_file: MedicalImage, name: s
     [
         ("CT_small.dcm", {}),  # CT, rescaled to HU, header window
         ("MR_small_bigendian.dcm", {}),
-        ("liver_1frame.dcm", {"window": "liver"}),
+        ("liver_1frame.dcm", {"window": "liver", "force_window": True}),  # a SEG object: the preset is forced
         ("SC_rgb_rle_2frame.dcm", {"frame": 1}),  # RLE colour, second frame
         ("examples_palette.dcm", {}),  # PALETTE COLOR -> RGB
         ("RG1_UNCR.dcm", {}),  # pydicom-data: CR chest, MONOCHROME1
@@ -76,7 +76,7 @@ def test_dicom_without_preamble_is_read_by_its_suffix(tmp_path):
         ("anatomical.nii", {"axis": "coronal", "slice_index": 3}),
         ("example4d.nii.gz", {"frame": 1, "axis": "sagittal"}),  # gzip, 4-D
         ("example_nifti2.nii.gz", {}),  # NIfTI-2
-        ("standard.nii.gz", {"window": (40.0, 400.0)}),
+        ("standard.nii.gz", {"window": (40.0, 400.0), "force_window": True}),
     ],
 )
 def test_nifti_bytes_read_like_the_file(nibabel_file, name, options):
@@ -92,7 +92,7 @@ def test_nifti_bytes_read_like_the_file(nibabel_file, name, options):
         ("chest_xray_normal.png", {}),
         ("head_ct.jpg", {}),
         ("head_ct.jpg", {"target_size": 64}),  # reduced-scale JPEG decode
-        ("breast_ultrasound_malignant.png", {"window": "soft tissue"}),
+        ("breast_ultrasound_malignant.png", {"window": "soft tissue", "force_window": True}),
     ],
 )
 def test_png_and_jpeg_bytes_read_like_the_file(name, options):

@@ -15,7 +15,9 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+from openmedclip.errors import WindowNotApplicableError
 from openmedclip.io import read_image, to_model_input
+from openmedclip.io.checks import ReadWarning
 from openmedclip.io.convert import IntensityScalingWarning
 from openmedclip.io.windowing import window_to_unit
 
@@ -219,7 +221,9 @@ def test_user_window_replaces_header_voi_with_plain_linear(write_dicom):
         plain = np.rint(window_to_unit(image.pixels, image.window) * 255).astype(np.uint8)
         np.testing.assert_array_equal(grey(image), plain)
         assert grey(image).ravel()[103] == 204
-    assert grey(read_image(path, window="lung")).ravel()[103] == round((103 + 1350) / 1500 * 255)
+    assert grey(read_image(path, window="40,400")).ravel()[103] == round((103 - 40 + 200) / 400 * 255)
+    with pytest.raises(WindowNotApplicableError, match="OT DICOM"):
+        read_image(path, window="lung")  # a preset is in Hounsfield units: not for this header's values
 
 
 def test_image_with_voi_pickles(write_dicom):
@@ -246,7 +250,9 @@ def test_warning_for_16bit_png_and_tiff_without_window(tmp_path):
         with pytest.warns(IntensityScalingWarning, match="16-bit data") as caught:
             to_model_input(read_image(path))
         assert str(path) in str(caught[0].message) and "window=" in str(caught[0].message)
-        no_scaling_warning(read_image(path, window=(30000, 20000)))
+        with pytest.warns(ReadWarning, match="window applied anyway"):
+            forced = read_image(path, window=(30000, 20000), force_window=True)
+        no_scaling_warning(forced)
 
 
 def test_warning_for_float_tiff_and_hu_without_window(tmp_path, write_dicom):

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from openmedclip.errors import InvalidInputError
+from openmedclip.errors import InvalidInputError, WindowNotApplicableError
 from openmedclip.io import WINDOW_PRESETS, MedicalImage, read_image, to_model_input
+from openmedclip.io.checks import ReadWarning
 from openmedclip.io.convert import IntensityScalingWarning
 from openmedclip.io.windowing import resolve_window
 
@@ -70,9 +71,13 @@ def test_colour_image_stays_colour():
     assert (out[..., 2] == 255).all() and (out[..., :2] == 0).all()
 
 
-def test_ct_preset_on_non_ct_image_is_used_as_given(tmp_path):
+def test_ct_preset_on_non_ct_image_is_refused_unless_forced(tmp_path):
     path = tmp_path / "grey.png"
     Image.fromarray(np.array([[0, 150, 255]], np.uint8)).save(path)
-    image = read_image(path, window="lung")
+    for window in ("lung", (40, 400), "40,400"):
+        with pytest.raises(WindowNotApplicableError, match="8-bit PNG image"):
+            read_image(path, window=window)
+    with pytest.warns(ReadWarning, match=f"{path}: window applied anyway"):
+        image = read_image(path, window="lung", force_window=True)
     assert image.window == (-600.0, 1500.0)
     np.testing.assert_array_equal(np.asarray(to_model_input(image))[0, :, 0], [230, 255, 255])

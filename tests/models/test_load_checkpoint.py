@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from openmedclip.errors import ModelLoadError
+from openmedclip.errors import ModelLoadError, RandomWeightsWarning
 from openmedclip.models import load_model
 from openmedclip.models.torchscript_reader import read_torchscript_state_dict
 from tiny_models import tiny_openclip_config
@@ -47,9 +47,13 @@ def test_architecture_name_with_safetensors_checkpoint(tiny_arch, tiny_model_dir
     assert loaded.spec.format == "checkpoint" and loaded.spec.architecture == tiny_arch
 
 
-def test_architecture_name_alone_is_random(tiny_arch, weights):
-    loaded = load_model(tiny_arch, device="cpu")
+def test_architecture_name_alone_is_random(tiny_arch, weights, tiny_model_dir):
+    with pytest.warns(RandomWeightsWarning, match=f"model '{tiny_arch}' has random weights"):
+        loaded = load_model(tiny_arch, device="cpu")
     assert loaded.spec.source == "random"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RandomWeightsWarning)
+        load_model(tiny_model_dir, device="cpu")  # trained weights: no warning
     assert not torch.equal(loaded.model.state_dict()["visual.conv1.weight"], weights["visual.conv1.weight"])
 
 

@@ -48,7 +48,7 @@ def tiny_page(tiny_model_dir) -> ClassifyPage:
     return ClassifyPage(ModelPool(str(tiny_model_dir), device="cpu"))
 
 
-def test_preview_and_presets(tiny_page, image_folder, tmp_path):
+def test_preview_and_presets(tiny_page, image_folder, ct_dicom, tmp_path):
     picture, described = tiny_page.preview(str(image_folder / "img0.png"), "")
     assert picture.size == (44, 40) and picture.mode == "L"
     assert described == "PNG · 44×40 px"
@@ -58,7 +58,9 @@ def test_preview_and_presets(tiny_page, image_folder, tmp_path):
     with pytest.warns(UserWarning, match="no display window"):
         picture, described = tiny_page.preview(str(deep), "")
     assert picture.size == (64, 48) and described.startswith("PNG · 64×48 px")
-    picture, described = tiny_page.preview(str(deep), "bone")
+    with pytest.raises(gr.Error, match="deep.png: a window applies only to CT"):
+        tiny_page.preview(str(deep), "bone")
+    picture, described = tiny_page.preview(str(ct_dicom), "bone")
     assert described.endswith("window 400/1800")
     nifti = Path(pytest.importorskip("nibabel").__file__).parent / "tests" / "data" / "example4d.nii.gz"
     with pytest.warns(UserWarning, match="no display window"):

@@ -8,9 +8,10 @@ rich, ...) it needs when it runs, so ``openmedclip --help`` and ``openmedclip mo
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from typer.main import get_command
@@ -25,6 +26,7 @@ from .heatmap import heatmap_command
 from .index import index_app, search_command
 from .options import (
     DeviceOption,
+    ForceWindowOption,
     ModelOption,
     PrecisionOption,
     WindowOption,
@@ -32,8 +34,8 @@ from .options import (
     missing_extra,
     model_name,
     names,
-    parse_window,
     require_extra,
+    window_read_options,
 )
 from .serve import serve_command
 from .train import CONTEXT_SETTINGS, train_command
@@ -86,6 +88,7 @@ def zeroshot(
                      "(GLoRIA: 'local' word-region, 'both')."),
     ] = "global",
     window: WindowOption = None,
+    force_window: ForceWindowOption = False,
     recursive: Annotated[bool, typer.Option(help="Search folders recursively.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
@@ -96,14 +99,14 @@ def zeroshot(
     """Classify images zero-shot with text prompts."""
     label_names = names(labels, "--labels")
     pairs = _parse_pairs(pair or [])
-    chosen_window = parse_window(window)
+    read_options = window_read_options(window, force_window)
 
-    from ..io import find_images
+    from ..io.discover import expand_paths
     from ..models import load_model
     from ..tasks.zeroshot import zero_shot
     from . import render
 
-    files = find_images(paths, recursive=recursive)
+    files = expand_paths(paths, recursive=recursive)
     loaded = load_model(model_name(model), device=device, precision=precision)
     templates = template[0] if template and len(template) == 1 else template
     result = zero_shot(
@@ -117,9 +120,12 @@ def zeroshot(
         threshold=threshold,
         similarity=similarity,
         batch_size=batch_size,
-        read_options={"window": chosen_window} if chosen_window else None,
+        read_options=read_options,
         progress=len(files) > batch_size and sys.stderr.isatty(),
     )
+    if not result.items and result.errors and all(error.kind == "WindowNotApplicableError" for error in result.errors):
+        raise InvalidInputError(f"--window {window}: {result.errors[0].message} (no file takes it; --force-window "
+                                "applies it anyway)")
     if as_json:
         typer.echo(render.to_json(result.to_dict()))
     elif as_csv:
@@ -226,8 +232,8 @@ def models(
     render.stdout.print(render.models_table(model_rows()))
     for family, architectures in architecture_names().items():
         render.stdout.print(
-            f"plus {len(architectures)} {family} architectures (random weights, or from Python with "
-            "load_model(NAME, checkpoint=FILE)); 'openmedclip models --names' lists them",
+            f"plus {len(architectures)} {family} architectures with no weights here (random: outputs mean nothing "
+            "until trained; 'openmedclip train' starts from them); 'openmedclip models --names' lists them",
             highlight=False,
         )
 
@@ -248,14 +254,15 @@ def banks() -> None:
 def inspect(
     path: Annotated[Path, typer.Argument(help="An image file (PNG, JPEG, TIFF, DICOM, NIfTI).")],
     window: WindowOption = None,
+    force_window: ForceWindowOption = False,
 ) -> None:
     """Show how an image is read: size, intensity range, window and metadata."""
-    chosen_window = parse_window(window)
+    read_options = window_read_options(window, force_window)
 
     from ..io import read_image
     from . import render
 
-    image = read_image(path, window=chosen_window)
+    image = read_image(path, **(read_options or {}))
     pixels = image.pixels
     show = render.stdout.print
     show(f"[bold]{render.escape(str(image.path))}[/bold]", soft_wrap=True)
@@ -267,7 +274,36 @@ def inspect(
 
 def command_names() -> list[str]:
     """The registered command names, in help order."""
-    return list(get_command(app).commands)  # type: ignore[attr-defined]
+    return list(_command().commands)
+
+
+def _command() -> Any:
+    """The click command of ``app``, every option and argument with an upper-case placeholder in its help."""
+    group = get_command(app)
+    for command in _walk(group):
+        for param in getattr(command, "params", []):
+            _set_placeholder(param)
+    return group
+
+
+def _walk(command: Any) -> list[Any]:
+    nested = getattr(command, "commands", {})
+    return [command] + [sub for child in nested.values() for sub in _walk(child)]
+
+
+def _set_placeholder(param: object) -> None:
+    """``N`` for whole numbers, ``NUMBER`` for others, else the parameter's name, with no Python type name beside
+    it (typer shows ``<int>`` or ``<list[Path]>``)."""
+    if getattr(param, "is_flag", False):
+        return
+    if getattr(param, "metavar", None) is None:
+        descriptor = getattr(param, "type_descriptor", None)
+        bare = getattr(descriptor, "ranged_type_name", None) if getattr(descriptor, "is_ranged", False) else None
+        bare = bare or getattr(getattr(descriptor, "annotation", None), "__name__", "")
+        name = str(getattr(param, "name", "value")).upper()
+        param.metavar = {"int": "N", "float": "NUMBER"}.get(str(bare), name)  # type: ignore[attr-defined]
+    if getattr(param, "param_type_name", "") == "argument":
+        param.display_type_rich = lambda ctx: None  # type: ignore[attr-defined]
 
 
 _CLICK_ERROR: type[Exception] = next(kind for kind in typer.BadParameter.__mro__ if kind.__name__ == "ClickException")
@@ -297,10 +333,25 @@ def run(argv: Sequence[str] | None = None) -> int:
     dependency (one line on stderr, never a traceback).
     """
     args = sys.argv[1:] if argv is None else list(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_line
+        return _run(args)
+
+
+def _warning_line(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+    """A warning as one ``warning: MESSAGE`` line on stderr (a library's own warnings name their kind)."""
+    from ..errors import OpenMedClipWarning
+
+    kind = "" if issubclass(category, OpenMedClipWarning) else f"{category.__name__}: "
+    typer.secho("warning:", fg="yellow", err=True, nl=False)
+    typer.echo(f" {kind}{' '.join(str(message).split())}", err=True)
+
+
+def _run(args: list[str]) -> int:
     try:
-        code = get_command(app).main(args=args, prog_name=PROG, standalone_mode=False)
+        code = _command().main(args=args, prog_name=PROG, standalone_mode=False)
     except OpenMedClipError as error:
-        _error_line(str(error))
+        _error_line(error.cli_message())
         return 2
     except ModuleNotFoundError as error:
         message = missing_extra(error)

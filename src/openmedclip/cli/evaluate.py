@@ -10,7 +10,7 @@ import typer
 
 from ..errors import InvalidInputError
 from ..metrics.defaults import N_BOOTSTRAP
-from .options import DeviceOption, PrecisionOption, require_extra
+from .options import DeviceOption, PrecisionOption, model_name, require_extra
 from .options import names as _names
 
 
@@ -29,15 +29,49 @@ def _shots(text: str) -> list[int | None]:
 
 
 def _log(message: str) -> None:
+    """A plain line on stderr."""
     from . import render
 
-    render.stderr.print(message, highlight=False, soft_wrap=True)
+    render.stderr.print(render.escape(message), highlight=False, soft_wrap=True)
+
+
+def _report_failure(failure: dict[str, str]) -> None:
+    """``failed DATASET[ / TASK (MODEL)]: ERROR`` on stderr (a dataset that failed as a whole names no task)."""
+    from . import render
+
+    what = failure["dataset"]
+    if failure["task"] != "*":
+        what += f" / {failure['task']} ({failure['model']})"
+    line = f"[red]failed[/red] {render.escape(what)}: {render.escape(failure['error'])}"
+    render.stderr.print(line, highlight=False, soft_wrap=True)
+
+
+def _report_skipped_items(items: list[dict[str, str]]) -> None:
+    """One line per skipped item (``skipped DATASET [(train)] KEY: PROBLEM``), then their number."""
+    from . import render
+
+    render.report_skipped(
+        (f"{item['dataset']}{' (train)' if item['split'] == 'train' else ''} {item['key']}", item["reason"])
+        for item in items
+    )
+    _log(f"{len(items)} item(s) skipped (image missing or unreadable); the metrics are on the other items")
 
 
 def eval_command(
     suite: Annotated[str, typer.Option("--suite", "-s", help="Built-in suite (local, unimed21) or a suite YAML.")],
-    model: Annotated[list[str], typer.Option("--model", "-m", help="Model name or path (repeat for several models).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the result JSONs (and the feature cache).")],
+    model: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--model", "-m",
+            help="Model name or path, repeat for several (default: $OPENMEDCLIP_MODEL, else openmedclip-base).",
+        ),
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out", "-o", help="Folder for the result JSONs and the feature cache (default: results/<suite name>)."
+        ),
+    ] = None,
     data_root: Annotated[
         Optional[Path], typer.Option(help="Folder the suite's paths are relative to (default: $OPENMEDCLIP_DATA).")
     ] = None,
@@ -66,13 +100,16 @@ def eval_command(
         typer.Option(help="Leave out test items whose pixels are in the model's training manifest."),
     ] = False,
 ) -> None:
-    """Evaluate models on a suite: one JSON per (model, dataset, task) under OUT."""
+    """Evaluate models on a suite: one JSON per (model, dataset, task) under OUT.
+
+    Exit code 0 when every task ran (or was skipped for missing data), 1 when a task failed or items were skipped
+    for a missing or unreadable image, 2 for a usage error."""
     task_names = _names(tasks, "--tasks")
     dataset_names = _names(datasets, "--datasets")
     shots = _shots(k_shots)
     seed_list = _integers(seeds, "--seeds")
 
-    from ..eval.runner import EvalOptions, resolve_data_root, run_suite
+    from ..eval.runner import EvalOptions, default_out, resolve_data_root, run_suite
     from ..eval.suite import load_suite
 
     options = EvalOptions(
@@ -93,13 +130,16 @@ def eval_command(
     )
     chosen = load_suite(suite)
     root = resolve_data_root(data_root)
-    summary = run_suite(chosen, model, out, root, options, log=_log)
-    _log(f"wrote {len(summary.written)} result file(s) to {out}")
+    folder = out or default_out(chosen)
+    summary = run_suite(chosen, model or [model_name(None)], folder, root, options, log=_log)
+    if summary.skipped_items:
+        _report_skipped_items(summary.skipped_items)
+    _log(f"wrote {len(summary.written)} result file(s) to {folder}")
     if summary.skipped:
         _log(f"{len(summary.skipped)} dataset(s)/task(s) skipped (data not found)")
     for failure in summary.failed:
-        _log(f"[red]failed[/red] {failure['dataset']} / {failure['task']} ({failure['model']}): {failure['error']}")
-    if summary.failed:
+        _report_failure(failure)
+    if summary.failed or summary.skipped_items:
         raise typer.Exit(1)
 
 

@@ -7,7 +7,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import DeviceOption, ModelOption, PrecisionOption, WindowOption, model_name, parse_window
+from .options import (
+    DeviceOption,
+    ForceWindowOption,
+    ModelOption,
+    PrecisionOption,
+    WindowOption,
+    model_name,
+    window_read_options,
+)
 
 
 def heatmap_command(
@@ -20,11 +28,12 @@ def heatmap_command(
     smooth: Annotated[float, typer.Option(min=0.0, help="Gaussian smoothing, in grid cells (0: none).")] = 0.5,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Opacity of the map over the image.")] = 0.45,
     window: WindowOption = None,
+    force_window: ForceWindowOption = False,
     device: DeviceOption = None,
     precision: PrecisionOption = "auto",
 ) -> None:
     """Draw the similarity of a text with each location of an image (patch or feature-map level) over the image."""
-    chosen_window = parse_window(window)
+    read_options = window_read_options(window, force_window)
 
     from ..eval.plots import save_heatmap
     from ..models import load_model
@@ -32,7 +41,7 @@ def heatmap_command(
 
     loaded = load_model(model_name(model), device=device, precision=precision)
     result = similarity_map(loaded, image, text, smooth=smooth,
-                            read_options={"window": chosen_window} if chosen_window else None)
+                            read_options=read_options)
     destination = out if out is not None else image.with_name(image.name.split(".")[0] + "_heatmap.png")
     save_heatmap(result, destination, alpha=alpha)
     row, column = result.peak()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -31,7 +31,23 @@ WindowOption = Annotated[
     ),
 ]
 
+ForceWindowOption = Annotated[
+    bool,
+    typer.Option(
+        "--force-window",
+        help="Apply --window even where it does not fit the data (a CT preset needs CT in Hounsfield units; "
+        "numbers need CT or a DICOM header window), with a warning per file.",
+    ),
+]
+
 WINDOW_USAGE = "a preset name (e.g. lung) or 'centre,width' (two numbers, width > 0, e.g. '40,400')"
+
+
+def window_read_options(text: str | None, force: bool) -> dict[str, Any] | None:
+    """The image readers' options for ``--window`` and ``--force-window`` (checked here), or None."""
+    if text is None or parse_window(text) is None:
+        return None
+    return {"window": text.strip(), "force_window": force}
 
 
 def parse_window(text: str | None) -> tuple[float, float] | None:
@@ -70,10 +86,15 @@ def model_name(model: str | None) -> str:
 
 
 def names(text: str | None, option: str) -> list[str]:
-    """Comma-separated names; a given but empty list is an error."""
-    parsed = [part.strip() for part in (text or "").split(",") if part.strip()]
-    if text is not None and not parsed:
+    """Comma-separated names; a given but empty list, or an empty name between commas, is an error."""
+    if text is None:
+        return []
+    parts = [part.strip() for part in text.split(",")]
+    parsed = [part for part in parts if part]
+    if not parsed:
         raise InvalidInputError(f"{option} needs at least one comma-separated name")
+    if len(parsed) < len(parts):
+        raise InvalidInputError(f"{option} {text!r}: name {parts.index('') + 1} is empty (two commas in a row?)")
     return parsed
 
 

@@ -21,6 +21,11 @@ stdout = Console()
 stderr = Console(stderr=True)
 
 
+def shown_name(name: str) -> str:
+    """A file name as printable text: bytes that are not UTF-8 (kept by Python as surrogates) as ``\\xNN``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def zero_shot_table(result: ZeroShotResult, top: int = 3) -> Table:
     """Rich table: one row per image with its verdict and the top label probabilities."""
     title = "Zero-shot " + ("multi-label" if result.mode == "multilabel" else "classification")
@@ -33,9 +38,9 @@ def zero_shot_table(result: ZeroShotResult, top: int = 3) -> Table:
         ranked = sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])
         shown = ranked if result.mode == "multilabel" else ranked[:top]
         table.add_row(
-            prediction.item,
-            ", ".join(prediction.labels) or "-",
-            "  ".join(f"{label} {p:.3f}" for label, p in shown),
+            escape(shown_name(prediction.item)),
+            escape(", ".join(prediction.labels)) or "-",
+            escape("  ".join(f"{label} {p:.3f}" for label, p in shown)),
         )
     return table
 
@@ -47,7 +52,7 @@ def zero_shot_csv(result: ZeroShotResult) -> str:
     writer.writerow(["image", "prediction", *result.labels])
     for prediction in result.predictions():
         row = [prediction.probabilities[label] for label in result.labels]
-        writer.writerow([prediction.item, ";".join(prediction.labels), *row])
+        writer.writerow([shown_name(prediction.item), ";".join(prediction.labels), *row])
     return buffer.getvalue()
 
 
@@ -58,7 +63,7 @@ def to_json(payload: dict[str, Any]) -> str:
 def report_skipped(skipped: Iterable[tuple[str, str]]) -> None:
     """One line per skipped ``(item, reason)`` on stderr."""
     for item, reason in skipped:
-        line = f"[yellow]skipped[/yellow] {escape(str(item))}: {escape(str(reason))}"
+        line = f"[yellow]skipped[/yellow] {escape(shown_name(str(item)))}: {escape(shown_name(str(reason)))}"
         stderr.print(line, highlight=False, soft_wrap=True)
 
 
@@ -70,7 +75,7 @@ def report_errors(errors: Iterable[ItemError]) -> None:
 def models_table(rows: Iterable[ModelRow]) -> Table:
     """Rich table: one row per registry name, with where its files are (or that they are missing)."""
     table = Table(title="Models")
-    for column in ("name", "family", "architecture", "here", "licence", "source"):
+    for column in ("name", "family", "architecture", "weights here", "licence", "source"):
         table.add_column(column, overflow="fold")
     for row in rows:
         here = f"[green]yes[/green] {escape(row.location)}" if row.location else "[yellow]not found[/yellow]"

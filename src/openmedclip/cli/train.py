@@ -51,14 +51,17 @@ def is_rank_zero() -> bool:
 
 def train_command(
     context: typer.Context,
-    recipe: Annotated[Optional[Path], typer.Option(help="Training recipe YAML (see configs/train/).")] = None,
+    recipe: Annotated[
+        Optional[Path], typer.Option(metavar="PATH", help="Training recipe YAML (see configs/train/).")
+    ] = None,
 ) -> None:
     """Train or fine-tune a CLIP model: a recipe plus --KEY VALUE overrides of its fields (see docs/training.md).
 
-    KEYs are the fields of openmedclip.train.TrainConfig, dotted for nested ones (--datasets.0.path x.jsonl);
-    a bare --flag means true. Prints the run's summary as JSON (first process only).
+    KEYs are the fields of openmedclip.train.TrainConfig, dotted for nested ones: --model NAME, --datasets.0.path
+    PATH, --epochs N, --batch_size N, --lr NUMBER, --out_dir PATH, --max_bad_items N, ...; a VALUE is read as YAML
+    and a bare --flag (--resume) means true. Prints the run's summary as JSON (first process only).
 
-    Several processes or nodes: torchrun --nproc_per_node N -m openmedclip.train --recipe R.yaml
+    Several processes or nodes: torchrun --nproc_per_node N -m openmedclip.train --recipe PATH
     """
     from ..train.cli import run_from_cli
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -38,6 +39,15 @@ class SampleText:
     labels: list[str]
     key: str
     meta: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """An unreadable item, in the place of its sample (what a training loader counts and reports): its name (file
+    path or stream id) and the problem."""
+
+    item: str
+    problem: str
 
 
 class DataSource(ABC):
@@ -125,11 +135,25 @@ class DataSource(ABC):
         more = f"; ... {len(new) - 5} more" if len(new) > 5 else ""
         log.warning("%s: skipped %d item(s): %s%s", self.name, len(new), shown, more)
 
+    def empty_reason(self) -> str:
+        """Why the source has no items, in one line (for an error about using it)."""
+        return f"{self.name}: no usable items ({skipped_summary(self.skipped) if self.skipped else 'it is empty'})"
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(name={self.name!r}, task={self.task!r}, n={len(self)}, "
             f"labels={len(self.label_names)}, skipped={len(self.skipped)})"
         )
+
+
+def skipped_summary(skipped: Sequence[tuple[str, str]]) -> str:
+    """``N skipped: 3 file not found (e.g. a.png); 1 empty 'image' value (e.g. row 4)``: skipped items by the
+    kind of reason (the text before its first ': ')."""
+    kinds = Counter(reason.split(": ")[0] for _, reason in skipped)
+    example = {reason.split(": ")[0]: key for key, reason in reversed(skipped)}
+    return f"{len(skipped)} skipped: " + "; ".join(
+        f"{count} {kind} (e.g. {example[kind]})" for kind, count in kinds.most_common()
+    )
 
 
 def label_matrix(rows: Sequence[Sequence[str]], label_names: Sequence[str]) -> np.ndarray:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import re
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from openmedclip.data.base import DataSource, Task
 from openmedclip.errors import InvalidInputError
 from openmedclip.io.image import MedicalImage
+
+if TYPE_CHECKING:
+    from numpy.lib.npyio import NpzFile
 
 SPLITS = ("train", "val", "test")
 
@@ -31,6 +35,19 @@ def infer_flag(path: Path) -> str:
             f"{path}: cannot tell the MedMNIST subset from the name; pass flag= one of {list(known)}"
         )
     return flag
+
+
+def _numeric_array(npz: NpzFile, key: str, path: Path) -> np.ndarray:
+    """Array `key` of an open .npz file; one of Python objects (which would need unpickling) is refused."""
+    try:
+        return npz[key]
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise InvalidInputError(
+                f"{path}: array {key!r} holds Python objects, which are not loaded (they would need unpickling); "
+                "MedMNIST arrays hold numbers"
+            ) from None
+        raise InvalidInputError(f"{path}: array {key!r} is not readable ({err})") from None
 
 
 class MedMNIST(DataSource):
@@ -63,14 +80,16 @@ class MedMNIST(DataSource):
 
     @staticmethod
     def _read(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+        if not zipfile.is_zipfile(path):
+            raise InvalidInputError(f"{path}: not a valid .npz file (not a zip archive of numpy arrays)")
         try:
-            with np.load(path) as npz:
+            with np.load(path, allow_pickle=False) as npz:
                 wanted = [f"{split}_images", f"{split}_labels"]
                 missing = [k for k in wanted if k not in npz.files]
                 if missing:
                     raise InvalidInputError(f"{path}: missing array(s) {missing}; arrays present: {npz.files}")
-                images, raw = npz[wanted[0]], npz[wanted[1]]
-        except (OSError, ValueError, zipfile.BadZipFile) as err:
+                images, raw = (_numeric_array(npz, key, path) for key in wanted)
+        except (OSError, EOFError, zipfile.BadZipFile) as err:
             raise InvalidInputError(f"{path}: not a readable .npz file ({err})") from None
         grey = images.ndim == 3
         rgb = images.ndim == 4 and images.shape[-1] == 3

@@ -42,11 +42,15 @@ class MixedSource:
             raise InvalidInputError(
                 f"need one weight per source: {len(self.sources)} sources, {len(self.weights)} weights"
             )
-        if min(self.weights) < 0 or sum(self.weights) <= 0:
+        if min(self.weights) < 0:
             raise InvalidInputError(f"weights must be >= 0 with a positive sum, got {self.weights}")
-        empty = [s.name for s, w in zip(self.sources, self.weights, strict=True) if w > 0 and len(s) == 0]
+        empty = [s for s, w in zip(self.sources, self.weights, strict=True) if w > 0 and len(s) == 0]
+        if weights is None and not any(self.weights):
+            empty = self.sources
         if empty:
-            raise InvalidInputError(f"sources with a positive weight but no items: {empty}")
+            raise InvalidInputError("; ".join(s.empty_reason() for s in empty))
+        if sum(self.weights) <= 0:
+            raise InvalidInputError(f"weights must be >= 0 with a positive sum, got {self.weights}")
         self.epoch_size = sum(len(s) for s in self.sources) if epoch_size is None else int(epoch_size)
         self.seed = seed
 

@@ -24,7 +24,8 @@ drawn *for a sample* (its caption, its random crop: see `openmedclip.train.pairs
 worker that read it.
 
 Samples without an image entry, with an undecodable image or an unreadable ``json`` are logged (once per id and
-process) and skipped; unreadable or truncated shards are logged and skipped too. None of them ends the stream.
+process) and skipped, or, with ``keep_skipped``, yielded as `SkippedItem` markers for the consumer to count and
+report; unreadable or truncated shards are logged and skipped. None of them ends the stream.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import Any
 
 from torch.utils.data import IterableDataset, get_worker_info
 
-from openmedclip.data.base import Sample
+from openmedclip.data.base import Sample, SkippedItem
 from openmedclip.data.factory import canonical_type
 from openmedclip.data.webds import IMAGE_EXTS, _dataset_info, shard_urls
 from openmedclip.errors import ImageReadError, InvalidInputError
@@ -137,7 +138,9 @@ class ShardStream(IterableDataset):
     ``weights`` default to the sources' sample counts from ``dataset.json`` (a single source needs none).
     ``rank``/``world_size`` default to what `webdataset` finds (torchrun's environment or the process group).
     ``transform`` maps each `StreamItem` to what the stream yields (e.g. pixels and tokens), in the worker;
-    without it the items themselves are yielded. Call `set_epoch` before iterating for each epoch.
+    without it the items themselves are yielded. With ``keep_skipped``, each unreadable sample is yielded as a
+    `SkippedItem` (not transformed, not logged) instead of being logged and left out. Call `set_epoch` before
+    iterating for each epoch.
     """
 
     def __init__(
@@ -151,6 +154,7 @@ class ShardStream(IterableDataset):
         rank: int | None = None,
         world_size: int | None = None,
         transform: Callable[[StreamItem], Any] | None = None,
+        keep_skipped: bool = False,
     ):
         super().__init__()
         self.sources = list(sources)
@@ -172,6 +176,7 @@ class ShardStream(IterableDataset):
             raise InvalidInputError(f"rank {rank} is not one of {world_size} processes")
         self.rank, self.world_size = rank, world_size
         self.transform = transform
+        self.keep_skipped = keep_skipped
         self.epoch, self.skip_batches, self.batch_size = 0, 0, 1
         self.skipped: list[tuple[str, str]] = []
         """(sample id, reason) of each sample skipped in this process (a loader worker keeps its own)."""
@@ -200,8 +205,9 @@ class ShardStream(IterableDataset):
         DataLoader (same batch size and number of workers) then yields what an uninterrupted one yields from
         its batch `skip_batches` on (see `resumed_slot`).
 
-        Skipped samples are read and decoded (to skip exactly the samples a loader would have batched, bad
-        ones excluded) but not transformed. Skipping assumes full batches, as an endless stream gives."""
+        Skipped samples are read and decoded (to skip exactly the samples a loader would have batched: bad ones
+        too with ``keep_skipped``, else not) but not transformed. Skipping assumes full batches, as an endless
+        stream gives."""
         self.epoch, self.skip_batches, self.batch_size = int(epoch), int(skip_batches), int(batch_size)
 
     # -- the stream -----------------------------------------------------------------------------------------
@@ -227,7 +233,7 @@ class ShardStream(IterableDataset):
             if skip:
                 skip -= 1
                 continue
-            yield item if self.transform is None else self.transform(item)
+            yield item if self.transform is None or isinstance(item, SkippedItem) else self.transform(item)
 
     def _shards(self, s: int, epoch: int, slot: int, workers: int) -> Iterator[dict]:
         """``{"url": ...}`` for each shard this process reads from source `s` in worker slot `slot`."""
@@ -277,8 +283,9 @@ class ShardStream(IterableDataset):
         log.warning("skipped part of a shard: %s", error)
         return True
 
-    def _decode(self, record: dict, epoch: int) -> StreamItem | None:
-        """The sample of one record, or None (logged) when it has no readable image."""
+    def _decode(self, record: dict, epoch: int) -> StreamItem | SkippedItem | None:
+        """The sample of one record; when it has no readable image, None (logged), or with ``keep_skipped`` a
+        `SkippedItem`."""
         s = record["__source__"]
         sample_id = f"{record['__url__']}#{record['__key__']}"
         try:
@@ -291,11 +298,9 @@ class ShardStream(IterableDataset):
             image = read_image_bytes(record[ext], sample_id)
             text = record["txt"].decode("utf-8").strip() if "txt" in record else ""
         except ImageReadError as err:
-            self._report(s, sample_id, err.problem)
-            return None
+            return self._report(s, sample_id, err.problem)
         except (OSError, ValueError) as err:  # json and utf-8 errors are ValueErrors
-            self._report(s, sample_id, f"{type(err).__name__}: {err}")
-            return None
+            return self._report(s, sample_id, f"{type(err).__name__}: {err}")
         sample = Sample(
             image,
             list(info.get("captions") or ([text] if text else [])),
@@ -305,12 +310,14 @@ class ShardStream(IterableDataset):
         )
         return StreamItem(s, sample_id, epoch, sample)
 
-    def _report(self, s: int, sample_id: str, reason: str) -> None:
-        if sample_id in self._reported:
-            return
-        self._reported.add(sample_id)
-        self.skipped.append((sample_id, reason))
-        log.warning("%s: skipped sample %s (%s)", self.sources[s].name, sample_id, reason)
+    def _report(self, s: int, sample_id: str, reason: str) -> SkippedItem | None:
+        """Record an unreadable sample (logged once per id, unless ``keep_skipped`` gives it to the consumer)."""
+        if sample_id not in self._reported:
+            self._reported.add(sample_id)
+            self.skipped.append((sample_id, reason))
+            if not self.keep_skipped:
+                log.warning("%s: skipped sample %s (%s)", self.sources[s].name, sample_id, reason)
+        return SkippedItem(sample_id, reason) if self.keep_skipped else None
 
     def __repr__(self) -> str:
         names = ", ".join(f"{s.name}×{w:g} ({len(s.urls)} shards)" for s, w in zip(self.sources, self.weights))

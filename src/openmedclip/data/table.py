@@ -2,36 +2,73 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from openmedclip.data.base import Task
+from openmedclip.data.base import Task, skipped_summary
 from openmedclip.data.files import FileSource, Row
 from openmedclip.errors import InvalidInputError
 
+CONTEXT_BYTES = 20
+"""Bytes of the line before undecodable bytes that an encoding error shows."""
 
-def read_table(path: Path) -> tuple[list[dict], list[str]]:
-    """Rows (dicts) and column names of a CSV or JSONL (one JSON object per line) file."""
+
+def read_text(path: Path, encoding: str = "utf-8") -> str:
+    """The text of a file in `encoding` (for UTF-8, a leading byte-order mark is dropped); bytes that do not decode
+    raise `InvalidInputError` naming the file, the line and the bytes."""
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise InvalidInputError(f"{path}: unknown text encoding {encoding!r}") from None
+    data = path.read_bytes()
+    if codec == "utf-8" and data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as err:
+        raise InvalidInputError(_decode_problem(path, data, err, codec)) from None
+
+
+def _decode_problem(path: Path, data: bytes, err: UnicodeDecodeError, codec: str) -> str:
+    """``FILE: line N is not UTF-8 text: bytes b'\\xe9' after 'caf'; ...``."""
+    newline = b"\n"
+    line = data.count(newline, 0, err.start) + 1
+    start = max(data.rfind(newline, 0, err.start) + 1, err.start - CONTEXT_BYTES)
+    before = data[start : err.start].decode(codec, "replace")
+    return (
+        f"{path}: line {line} is not {codec.upper()} text: bytes {data[err.start : err.end]!r} after {before!r}; "
+        "re-save the file as UTF-8 (or give the source its 'encoding', e.g. latin-1)"
+    )
+
+
+def read_table(path: Path, encoding: str = "utf-8") -> tuple[list[dict], list[str]]:
+    """Rows (dicts) and column names of a CSV or JSONL (one JSON object per line) file in `encoding` (see
+    `read_text`)."""
     if not path.is_file():
         raise InvalidInputError(f"{path}: table not found")
+    text = read_text(path, encoding)
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InvalidInputError(f"{path}: line {n} is not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise InvalidInputError(f"{path}: line {n} is not a JSON object")
-            rows.append(row)
+        rows = [_json_row(path, n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
         return rows, list(dict.fromkeys(k for row in rows for k in row))
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
         return list(reader), list(reader.fieldnames or [])
+    except csv.Error as err:
+        raise InvalidInputError(f"{path}: line {reader.line_num} is not valid CSV ({err})") from None
+
+
+def _json_row(path: Path, n: int, line: str) -> dict:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise InvalidInputError(f"{path}: line {n} is not valid JSON ({err.msg})") from None
+    if not isinstance(row, dict):
+        raise InvalidInputError(f"{path}: line {n} is not a JSON object")
+    return row
 
 
 def _texts(value: object, sep: str | None) -> list[str]:
@@ -47,7 +84,8 @@ class ImageTextTable(FileSource):
 
     `caption_col` is one column or several; a cell holds a JSON list (JSONL) or text split on `caption_sep`.
     With `label_col`, each row's labels are its class (multiclass), or a list / text split on `label_sep`
-    (multilabel); label names are the sorted distinct values. Other columns go to `metadata`.
+    (multilabel); label names are the sorted distinct values. Other columns go to `metadata`. The file is read as
+    `encoding` (default UTF-8, with or without a byte-order mark).
     """
 
     def __init__(
@@ -63,9 +101,10 @@ class ImageTextTable(FileSource):
         name: str | None = None,
         validate: bool = False,
         read_options: dict | None = None,
+        encoding: str = "utf-8",
     ):
         path = Path(path)
-        records, columns = read_table(path)
+        records, columns = read_table(path, encoding)
         caption_cols = [caption_col] if isinstance(caption_col, str) else list(caption_col)
         needed = [image_col, *caption_cols, *([label_col] if label_col else [])]
         missing = [col for col in needed if col not in columns]
@@ -99,6 +138,16 @@ class ImageTextTable(FileSource):
             read_options=read_options,
             bad=bad,
         )
+        self.path, self.n_rows = path, len(records)
+        self.looked_for = f"images in column {image_col!r} (relative to {base}), captions in {caption_cols}"
+
+    def empty_reason(self) -> str:
+        if not self.n_rows:
+            return f"{self.path}: the table has no rows; looked for {self.looked_for}"
+        return (
+            f"{self.path}: the table has no usable rows: {self.n_rows} rows, {skipped_summary(self.skipped)}; "
+            f"looked for {self.looked_for}"
+        )
 
     @staticmethod
     def _task(records: list[dict], label_col: str | None, label_sep: str | None) -> Task:
@@ -107,3 +156,4 @@ class ImageTextTable(FileSource):
         if label_sep or any(isinstance(r.get(label_col), list) for r in records):
             return "multilabel"
         return "multiclass"
+

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TypeVar, overload
 
 from openmedclip.data.files import FileSource, Row
+from openmedclip.data.table import read_text
 from openmedclip.errors import InvalidInputError
 
 SPLIT_FILES = {"train": "trainset.json", "test": "testset.json"}
@@ -48,7 +49,7 @@ def _read_qa(path: Path) -> list[dict]:
     if not path.is_file():
         raise InvalidInputError(f"{path}: VQA-RAD question file not found")
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
+        records = json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise InvalidInputError(f"{path}: not valid JSON ({err.msg})") from None
     if not isinstance(records, list):

@@ -40,12 +40,29 @@ def _dataset_info(urls: list[str]) -> dict:
     return json.loads(info.read_text(encoding="utf-8")) if info and info.is_file() else {}
 
 
+def _fields(sample: dict) -> tuple[dict, str]:
+    """A sample's ``json`` object (or {}) and stripped ``txt``; `ValueError` when either does not decode."""
+    record = json.loads(sample["json"]) if "json" in sample else {}
+    if not isinstance(record, dict):
+        raise ValueError(f"json holds a {type(record).__name__}, not an object")
+    return record, sample["txt"].decode("utf-8").strip() if "txt" in sample else ""
+
+
+def _shard_problem(error: Exception) -> tuple[str, str]:
+    """(shard url, problem) of an error webdataset met while reading a shard (it appends the url to the args)."""
+    url = error.args[-1] if error.args and isinstance(error.args[-1], str) else "a shard"
+    detail = error.args[0] if error.args else ""
+    return url, f"unreadable from here on: {type(error).__name__}: {detail}"
+
+
 class WebDatasetSource(DataSource):
     """All samples of some shards, read once with `webdataset`; image bytes stay in memory, decoded on access.
 
     Captions come from the sample's `json["captions"]` or else its `txt`; labels from `json["labels"]` (names).
     Label names and task come from the arguments, else the `dataset.json` of `write_shards`, else the data
     (sorted label names; "image-text" without labels, "multiclass" when every sample has one, else "multilabel").
+    Samples without an image entry or with an unreadable ``json`` or ``txt``, and the rest of a shard that cannot be
+    read on, are left out and reported in `skipped`.
     """
 
     def __init__(
@@ -64,16 +81,26 @@ class WebDatasetSource(DataSource):
         self.name = name or info.get("name") or Path(self.urls[0]).parent.name
         self.skipped = []
         self.keys, self.metadata, self._images, self._origins, self._captions = [], [], [], [], []
-        label_lists, bad = [], []
-        for sample in wds.DataPipeline(wds.SimpleShardList(self.urls), wds.tarfile_to_samples()):
-            record = json.loads(sample["json"]) if "json" in sample else {}
+        label_lists: list[list[str]] = []
+        bad: list[tuple[str, str]] = []
+
+        def shard_error(error: Exception) -> bool:
+            bad.append(_shard_problem(error))
+            return True  # go on with the next shard
+
+        read = wds.tarfile_to_samples(handler=shard_error)
+        for sample in wds.DataPipeline(wds.SimpleShardList(self.urls), read):
             origin = f"{sample['__url__']}#{sample['__key__']}"
+            try:
+                record, text = _fields(sample)
+            except ValueError as err:  # bad json and utf-8 are ValueErrors
+                bad.append((origin, f"{type(err).__name__}: {err}"))
+                continue
             key = str(record.get("key") or sample["__key__"])
             ext = next((e for e in IMAGE_EXTS if e in sample), None)
             if ext is None:
                 bad.append((key, f"no image entry in {origin}"))
                 continue
-            text = sample["txt"].decode("utf-8").strip() if "txt" in sample else ""
             self.keys.append(key)
             self.metadata.append(record.get("meta") or {})
             self._images.append(sample[ext])

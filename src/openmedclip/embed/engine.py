@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from openmedclip.embed.inputs import ImageItem, ItemReader
+from openmedclip.embed.inputs import ImageItem, ItemReader, expand_folders
 from openmedclip.errors import InvalidInputError, OpenMedClipError
 from openmedclip.hardware import loader_workers, threads_beside_loaders
 from openmedclip.models.loaded import LoadedModel
@@ -38,6 +38,8 @@ class ItemError:
     index: int
     item: str
     message: str
+    kind: str = "ImageReadError"
+    """The error's class name (e.g. 'WindowNotApplicableError')."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "item": self.item, "message": self.message}
@@ -71,16 +73,16 @@ class _ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.reader)
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str | None]:
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, tuple[str, str] | None]:
         try:
             return index, self.preprocess(self.reader.read(index)), None
         except OpenMedClipError as error:
-            return index, None, _problem(error)
+            return index, None, (_problem(error), type(error).__name__)
 
 
-def _collate(batch: list[tuple[int, torch.Tensor | None, str | None]]):
+def _collate(batch: list[tuple[int, torch.Tensor | None, tuple[str, str] | None]]):
     good = [(index, tensor) for index, tensor, _ in batch if tensor is not None]
-    failed = [(index, message) for index, tensor, message in batch if tensor is None]
+    failed = [(index, problem) for index, tensor, problem in batch if problem is not None]
     pixels = torch.stack([tensor for _, tensor in good]) if good else None
     return [index for index, _ in good], pixels, failed
 
@@ -104,10 +106,10 @@ class _Collector:
         self.indices: list[int] = []
         self.errors: list[ItemError] = []
 
-    def add(self, batch: tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]) -> int:
+    def add(self, batch: tuple[list[int], torch.Tensor | None, list[tuple[int, tuple[str, str]]]]) -> int:
         """Encode one collated batch; returns how many items it encoded."""
         batch_indices, pixels, failed = batch
-        self.errors.extend(ItemError(i, self.reader.name(i), message) for i, message in failed)
+        self.errors.extend(ItemError(i, self.reader.name(i), message, kind) for i, (message, kind) in failed)
         if pixels is not None:
             pixels = pixels.to(self.loaded.device, dtype=self.loaded.dtype, non_blocking=True)
             with self.context():
@@ -160,7 +162,8 @@ def encode_images(
     """Encode images in batches; items with bad content are listed in ``errors`` and skipped.
 
     ``items`` is a sequence of paths / ``MedicalImage`` / PIL images, or a data source (``rows`` picks its rows,
-    default all). ``read_options`` go to ``read_image`` for paths (window, frame, slice). ``autocast`` gives the
+    default all); a folder path stands for its images (recursively, sorted), and indices then count them.
+    ``read_options`` go to ``read_image`` for paths (window, frame, slice). ``autocast`` gives the
     mixed-precision context of the forward passes (training validation); by default inputs are cast to the
     model's dtype. ``encode`` replaces the L2-normalised pooled features by another per-batch function of the
     pixels (e.g. a family's patch or local features); its output is returned as float32 on the CPU.
@@ -171,7 +174,9 @@ def encode_images(
     runs on the cores they leave free (:func:`openmedclip.hardware.threads_beside_loaders`) until the images are
     encoded.
     """
-    reader = ItemReader(items, rows, read_options)
+    from openmedclip.data.base import DataSource
+
+    reader = ItemReader(items if isinstance(items, DataSource) else expand_folders(items), rows, read_options)
     dataset = _ImageDataset(reader, loaded.preprocess)
     model = cast("ClipModel", loaded.model)
     features_of = encode or (lambda pixels: normalise(model.encode_image(pixels)))

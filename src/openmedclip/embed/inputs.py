@@ -1,7 +1,8 @@
 """What the engine accepts as images, turned into the ``MedicalImage`` a family's preprocess takes.
 
-Items are file paths (any format :mod:`openmedclip.io` reads), ``MedicalImage`` objects, ``PIL`` images (taken as
-the 8-bit picture they show), or the rows of a data source. Problems with an item's *content* raise our error
+Items are file paths (any format :mod:`openmedclip.io` reads; a folder stands for the images in it, as
+:func:`~openmedclip.io.discover.expand_paths` finds them), ``MedicalImage`` objects, ``PIL`` images (taken as the 8-bit
+picture they show), or the rows of a data source. Problems with an item's *content* raise our error
 types (``ImageReadError``), which the engine records per item; anything else is a bug and propagates.
 """
 
@@ -16,18 +17,35 @@ from PIL import Image
 
 from openmedclip.errors import ImageReadError
 from openmedclip.io import MedicalImage, read_image
+from openmedclip.io.content import check_content
+from openmedclip.io.discover import UnusablePath, expand_paths
 
 if TYPE_CHECKING:
     from openmedclip.data.base import DataSource
 
-ImageItem = Union[str, Path, MedicalImage, Image.Image]
-"""A file path, an ``openmedclip.io.MedicalImage`` or a ``PIL.Image``."""
+ImageItem = Union[str, Path, MedicalImage, Image.Image, UnusablePath]
+"""A file path (or folder), an ``openmedclip.io.MedicalImage``, a ``PIL.Image``, or an
+:class:`~openmedclip.io.discover.UnusablePath` (reported as a bad item)."""
+
+
+def expand_folders(items: Sequence[ImageItem]) -> list[ImageItem]:
+    """``items`` with each folder path replaced by its images (sorted; recursively), or by an
+    :class:`~openmedclip.io.discover.UnusablePath` when it holds none. Other items stay as they are."""
+    expanded: list[ImageItem] = []
+    for item in items:
+        if isinstance(item, (str, Path)) and Path(item).is_dir():
+            expanded.extend(expand_paths([item]))
+        else:
+            expanded.append(item)
+    return expanded
 
 
 def describe_item(item: Any) -> str:
     """A short name for an input item, used in results and error messages."""
     if isinstance(item, (str, Path)):
         return str(item)
+    if isinstance(item, UnusablePath):
+        return str(item.path)
     path = getattr(item, "path", None) or getattr(item, "filename", None)
     return str(path) if path else f"<{type(item).__name__}>"
 
@@ -55,7 +73,8 @@ def check_pixels(image: MedicalImage, *, finite: bool = True) -> MedicalImage:
 
 
 class ItemReader:
-    """Reads item ``i`` of a list of items, or row ``rows[i]`` of a data source, as a ``MedicalImage``.
+    """Reads item ``i`` of a list of items, or row ``rows[i]`` of a data source, as a ``MedicalImage`` fit for a
+    model (:func:`~openmedclip.io.content.check_content`: not tiny, not constant).
 
     ``read_options`` go to ``read_image`` for paths; ``{"target_size": loaded.preprocess.target_size}`` there
     decodes large JPEGs at reduced scale (pixels differ slightly from a full decode).
@@ -87,6 +106,9 @@ class ItemReader:
 
     def read(self, index: int) -> MedicalImage:
         """Item ``index`` as a checked ``MedicalImage``."""
+        return check_content(self._image(index))
+
+    def _image(self, index: int) -> MedicalImage:
         if self.source is not None:
             return check_pixels(self.source.image(self._row(index)), finite=False)
         item = self.items[self._row(index)]
@@ -96,6 +118,8 @@ class ItemReader:
             return from_pil(item, describe_item(item))
         if isinstance(item, (str, Path)):
             return read_image(item, **self.read_options)
+        if isinstance(item, UnusablePath):
+            raise item.error()
         raise ImageReadError(describe_item(item), f"not an image: expected a path, MedicalImage or PIL image, got "
                              f"{type(item).__name__}")
 

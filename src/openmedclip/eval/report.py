@@ -2,8 +2,10 @@
 intervals, e.g. ``0.843 [0.810, 0.870]``), ``metrics.csv`` (every scalar metric, one row each) and plots.
 
 ``report.md`` starts with the protocol summary of suites that declare one (each dataset's primary metric in
-percent and the suite's means, :mod:`openmedclip.eval.protocol`), and also lists, per dataset and model, what the
-intervals resample (items, or cases with their number) and how many test items the model saw in training."""
+percent and the suite's means, :mod:`openmedclip.eval.protocol`); each cell of its tables also says on how many
+items the value is and how many were skipped (image missing or unreadable). It lists, per dataset and model, what
+the intervals resample (items, or cases with their number) and how many test items the model saw in training, and
+names the skipped items."""
 
 from __future__ import annotations
 
@@ -73,6 +75,17 @@ def format_cell(result: dict[str, Any] | None, metric: str) -> str:
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
+def items_note(result: dict[str, Any]) -> str:
+    """``4 evaluated, 7 skipped`` (and ``; train 24 evaluated, 0 skipped`` for a probe); empty for results that
+    do not record their items."""
+    counts = result.get("items") or {}
+    parts = [
+        f"{'' if split == 'test' else split + ' '}{count['evaluated']} evaluated, {count['skipped']} skipped"
+        for split, count in counts.items()
+    ]
+    return "; ".join(parts)
+
+
 def headline_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Models, and rows ``[task, metric, dataset, cell per model]`` for the headline metrics."""
     models = sorted({model_label(r) for r in results})
@@ -92,13 +105,14 @@ def headline_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[li
 
 
 def markdown(results: Sequence[dict[str, Any]], summaries: Sequence[dict[str, Any]] = ()) -> str:
-    """The Markdown report: the protocol summaries, a table per (task, headline metric), then skipped and failed
-    datasets."""
-    models, rows = headline_rows(results)
+    """The Markdown report: the protocol summaries, a table per (task, headline metric), then skipped items and
+    skipped and failed datasets."""
+    models, rows = _counted(*headline_rows(results), results)
     level = results[0].get("ci_level", CI_LEVEL)
     suites = ", ".join(sorted({str(r.get("suite", "?")) for r in results}))
-    lines = ["# Evaluation report", "", f"Suite(s): {suites}. Cells: value [{level:.0%} bootstrap interval]; the "
-             "resampling unit of each interval is listed under 'Resampling unit and contamination'."]
+    lines = ["# Evaluation report", "", f"Suite(s): {suites}. Cells: value [{level:.0%} bootstrap interval] · items "
+             "evaluated, skipped (image missing or unreadable; listed under 'Skipped items'); the resampling unit of "
+             "each interval is listed under 'Resampling unit and contamination'."]
     lines += _precision_line(results)
     lines += protocol_markdown(protocol_summaries(results, summaries))
     shown = None
@@ -110,8 +124,21 @@ def markdown(results: Sequence[dict[str, Any]], summaries: Sequence[dict[str, An
             lines += ["| dataset | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
     lines += _units_and_contamination(results)
+    lines += _skipped_items(results)
     lines += _notes(summaries)
     return "\n".join(lines) + "\n"
+
+
+def _counted(
+    models: list[str], rows: list[list[str]], results: Sequence[dict[str, Any]]
+) -> tuple[list[str], list[list[str]]]:
+    """The headline rows with each cell followed by its result's :func:`items_note` (``value · 4 evaluated, ...``)."""
+    index = {(r["task"], r["dataset"], model_label(r)): r for r in results}
+    counted = []
+    for task, metric, dataset, *cells in rows:
+        notes = [items_note(index[(task, dataset, m)]) if (task, dataset, m) in index else "" for m in models]
+        counted.append([task, metric, dataset, *(f"{c} · {n}" if n else c for c, n in zip(cells, notes))])
+    return models, counted
 
 
 def _precision_line(results: Sequence[dict[str, Any]]) -> list[str]:
@@ -153,6 +180,29 @@ def _units_and_contamination(results: Sequence[dict[str, Any]]) -> list[str]:
     lines = ["", "## Resampling unit and contamination", ""]
     lines += ["| dataset | model | resampling unit | test items seen in training |", "|---|---|---|---|"]
     lines += [f"| {d} | {m} | {unit} | {seen} |" for (d, m), (unit, seen) in sorted(rows.items())]
+    return lines
+
+
+def _skipped_items(results: Sequence[dict[str, Any]]) -> list[str]:
+    """Per dataset and split, the items skipped for a missing or unreadable image, each once (empty when none)."""
+    counts: dict[tuple[str, str], int] = {}
+    named: dict[tuple[str, str], dict[str, str]] = {}
+    for r in results:
+        for split, count in (r.get("items") or {}).items():
+            counts[(r["dataset"], split)] = max(counts.get((r["dataset"], split), 0), count["skipped"])
+        for item in r.get("skipped_items") or []:
+            named.setdefault((r["dataset"], item.get("split", "test")), {})[item["key"]] = item["reason"]
+    shown = sorted(key for key in counts.keys() | named.keys() if counts.get(key) or named.get(key))
+    if not shown:
+        return []
+    lines = ["", "## Skipped items (image missing or unreadable)", ""]
+    for dataset, split in shown:
+        items = named.get((dataset, split), {})
+        total = max(counts.get((dataset, split), 0), len(items))
+        lines.append(f"- {dataset}, {split} split: {total} item(s)")
+        lines += [f"  - `{key}`: {reason}" for key, reason in items.items()]
+        if total > len(items):
+            lines.append(f"  - ... and {total - len(items)} more")
     return lines
 
 

@@ -13,6 +13,10 @@ A zero-shot result records the suite entry's ``primary_metric`` (for two classes
 positive-class ``positive_precision``, ``positive_recall`` and ``positive_f1``); a suite with a ``summary`` also
 writes its protocol (:mod:`openmedclip.eval.protocol`) into ``summary.json``.
 
+Every result counts, per split it used (``test``, and ``train`` for the probe), the items evaluated and the items
+skipped because their image was missing or could not be read (``items``), and names the skipped ones
+(``skipped_items``, at most ``LISTED_ITEMS`` per split).
+
 Every result says its resampling unit (``item``, or the suite entry's ``groups`` unit and the number of groups)
 and its contamination check (test items whose pixels are in the model's training manifest, see
 :mod:`openmedclip.eval.contamination`); with ``exclude_seen`` the metrics are on the unseen items only.
@@ -59,6 +63,10 @@ from openmedclip.tasks.registry import TaskInputs, TaskRecord, get_task, task_na
 
 DATA_ENV = "OPENMEDCLIP_DATA"
 """Environment variable naming the data root when ``--data-root`` is not given."""
+RESULTS_FOLDER = Path("results")
+"""Where ``openmedclip eval`` writes without ``--out``: ``results/<suite name>`` (see :func:`default_out`)."""
+LISTED_ITEMS = 100
+"""At most this many skipped items of a split are named in a result JSON (``items`` counts them all)."""
 
 
 @dataclass
@@ -88,11 +96,24 @@ class EvalOptions:
 
 @dataclass
 class RunSummary:
-    """Files written, datasets or tasks skipped for missing data, and tasks that failed."""
+    """Files written, datasets or tasks skipped for missing data, tasks that failed, and items left out."""
 
     written: list[Path] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
+    skipped_items: list[dict[str, str]] = field(default_factory=list)
+    """Items whose image was missing or unreadable, each once however many datasets, tasks and models met it:
+    ``dataset``, ``split``, ``key``, ``reason``."""
+    _noted: set[tuple[str, str, str]] = field(default_factory=set, init=False, repr=False)
+
+    def note_skipped_items(self, dataset: str, split_name: str, split: _Split, encoded: EncodedImages) -> None:
+        """Add the items of ``split`` that ``encoded`` lacks for a missing or unreadable image, unless an item of
+        the same source path and split was added already (datasets sharing images, other tasks and models)."""
+        source = (str(split.spec.get("path", split.source.name)), str(split.spec.get("split", "")))
+        for key, reason in _left_out(split, encoded):
+            if (*source, key) not in self._noted:
+                self._noted.add((*source, key))
+                self.skipped_items.append({"dataset": dataset, "split": split_name, "key": key, "reason": reason})
 
 
 @dataclass
@@ -123,21 +144,36 @@ class _Prepared:
 
 
 def resolve_data_root(given: Path | None) -> Path:
-    """``given``, else ``$OPENMEDCLIP_DATA``; it must be an existing folder."""
-    chosen = given or (Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None)
-    if chosen is None:
+    """``given`` (``--data-root``), else ``$OPENMEDCLIP_DATA``; it must be an existing folder."""
+    if given is not None:
+        chosen, named = given, f"--data-root {given}"
+    elif os.environ.get(DATA_ENV):
+        chosen = Path(os.environ[DATA_ENV])
+        named = f"${DATA_ENV}={chosen}"
+    else:
         raise InvalidInputError(f"no data root: pass --data-root DIR or set ${DATA_ENV}")
+    if not chosen.exists():
+        raise InvalidInputError(f"{named}: no such folder")
     if not chosen.is_dir():
-        raise InvalidInputError(f"{chosen}: data root is not a folder")
+        raise InvalidInputError(f"{named}: not a folder")
     return chosen
+
+
+def default_out(suite: Suite) -> Path:
+    """The results folder without ``--out``: ``results/<suite name>`` (relative to the working folder)."""
+    return RESULTS_FOLDER / _safe_name(suite.name)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
 def model_slug(name: str) -> str:
     """A folder name for a model: registry/architecture names as they are, paths by folder name + short hash."""
     path = Path(name).expanduser()
     if path.exists():
-        return f"{re.sub(r'[^A-Za-z0-9._-]+', '_', path.name)}-{digest(str(path.resolve()))[:6]}"
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+        return f"{_safe_name(path.name)}-{digest(str(path.resolve()))[:6]}"
+    return _safe_name(name)
 
 
 def select_rows(n: int, limit: int | None) -> list[int]:
@@ -345,14 +381,21 @@ def _resampling(split: _Split, encoded: EncodedImages) -> dict[str, Any]:
     return {"unit": split.unit, "n_units": len(encoded.indices) if groups is None else len(set(groups.tolist()))}
 
 
+Splits = dict[str, tuple[_Split, EncodedImages]]
+"""The splits a task used, by name (``test``, ``train``), with what was encoded of each."""
+
+
 def _run_task(
-    task: str, prep: _Prepared, run: _ModelRun, encoded: EncodedImages, used: dict[str, tuple[str, float]]
+    task: str, prep: _Prepared, run: _ModelRun, encoded: EncodedImages, used: dict[str, tuple[str, float]],
+    splits: Splits,
 ) -> TaskRecord:
+    """The task's record; a training split it encodes is added to ``splits``."""
     options = run.options
 
     def train() -> tuple[torch.Tensor, np.ndarray]:
         assert prep.train is not None, "a task needing a training split runs only when it is there"
         features = run.images(prep.train, used, "train_images")
+        splits["train"] = (prep.train, features)
         return features.features, _encoded_targets(prep.train, features)
 
     inputs = TaskInputs(
@@ -383,9 +426,21 @@ def _with_primary_metric(record: TaskRecord, entry: DatasetEntry) -> TaskRecord:
     return replace(record, extra={**record.extra, "primary_metric": entry.metric})
 
 
-def _skipped_items(split: _Split, encoded: EncodedImages) -> list[dict[str, str]]:
-    listed = [{"key": key, "reason": reason} for key, reason in split.source.skipped]
-    return listed + [{"key": e.item, "reason": e.message} for e in encoded.errors]
+def _left_out(split: _Split, encoded: EncodedImages) -> list[tuple[str, str]]:
+    """``(key, problem)`` of the split's items without features: missing when the source was opened (its
+    ``skipped``), or unreadable when encoded."""
+    return [*split.source.skipped, *((error.item, error.message) for error in encoded.errors)]
+
+
+def _item_counts(splits: Splits) -> dict[str, Any]:
+    """The result JSON's ``items`` (per split: ``evaluated``, ``skipped``) and ``skipped_items`` (``split``,
+    ``key``, ``reason``; at most `LISTED_ITEMS` per split)."""
+    counts, listed = {}, []
+    for name, (split, encoded) in splits.items():
+        left_out = _left_out(split, encoded)
+        counts[name] = {"evaluated": len(encoded.indices), "skipped": len(left_out)}
+        listed += [{"split": name, "key": key, "reason": reason} for key, reason in left_out[:LISTED_ITEMS]]
+    return {"items": counts, "skipped_items": listed}
 
 
 def _payload(
@@ -427,6 +482,7 @@ def _payload(
 def _evaluate_dataset(suite: Suite, prep: _Prepared, run: _ModelRun, out: Path, summary: RunSummary) -> None:
     test_used: dict[str, tuple[str, float]] = {}
     all_encoded = run.images(prep.test, test_used, "test_images")
+    summary.note_skipped_items(prep.entry.name, "test", prep.test, all_encoded)
     check = run.contamination(prep.test, all_encoded)
     encoded = _unseen(all_encoded, check)
     if not encoded.indices:
@@ -440,14 +496,18 @@ def _evaluate_dataset(suite: Suite, prep: _Prepared, run: _ModelRun, out: Path, 
         return
     for task in prep.tasks:
         used = dict(test_used)
+        splits: Splits = {"test": (prep.test, encoded)}
         start = time.perf_counter()
         try:
-            record = _run_task(task, prep, run, encoded, used)
+            record = _run_task(task, prep, run, encoded, used, splits)
             if task == "zeroshot":
                 record = _with_primary_metric(record, prep.entry)
         except OpenMedClipError as err:
             summary.failed.append({"model": run.name, "dataset": prep.entry.name, "task": task, "error": str(err)})
             continue
+        finally:
+            if "train" in splits:
+                summary.note_skipped_items(prep.entry.name, "train", *splits["train"])
         task_encode_s = sum(seconds for name, (_, seconds) in used.items() if name not in test_used)
         timings = {
             "open_s": prep.open_s,
@@ -457,7 +517,7 @@ def _evaluate_dataset(suite: Suite, prep: _Prepared, run: _ModelRun, out: Path, 
         extra = {
             "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
             "cache": {name: status for name, (status, _) in used.items()},
-            "skipped_items": _skipped_items(prep.test, encoded),
+            **_item_counts(splits),
             "resampling": _resampling(prep.test, encoded),
             "contamination": check.to_dict(),
         }

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
 
+from openmedclip.errors import OpenMedClipWarning
+from openmedclip.io.checks import band_rows
 from openmedclip.io.image import MedicalImage
 from openmedclip.io.voi import HeaderVOI
 from openmedclip.io.windowing import window_to_unit
 
 
-class IntensityScalingWarning(UserWarning):
+class IntensityScalingWarning(OpenMedClipWarning):
     """``to_model_input`` fell back to per-image min-max scaling (no window for high-bit, float or HU data)."""
 
 
@@ -51,25 +54,42 @@ def to_model_picture(image: MedicalImage) -> Image.Image:
             return image.picture
         if image.pixels.dtype == np.uint8 and _is_8bit(image):
             return Image.fromarray(np.ascontiguousarray(image.pixels))
-    pixels = image.pixels.astype(np.float32, copy=False)
-    scaled: np.ndarray
+    return _by_bands(image.pixels, _scaling(image, voi))
+
+
+def _scaling(image: MedicalImage, voi: HeaderVOI | None) -> Callable[[np.ndarray], np.ndarray]:
+    """The map from a band of float32 pixels to 0..255 (see :func:`to_model_picture`); warns for min-max scaling."""
     if voi is not None:
-        scaled = voi.to_unit(pixels) * 255.0
-    elif image.window is not None:
-        scaled = window_to_unit(pixels, image.window) * 255.0
-    elif _is_8bit(image):
-        scaled = pixels
-    else:
-        low, high = float(pixels.min()), float(pixels.max())
-        warnings.warn(
-            f"{image.path}: {_data_kind(image)} without a window was min-max scaled to 0..255 over this image's"
-            f" own range ({low:g}..{high:g}), so grey levels are not comparable between images; pass"
-            " window= to read_image (a preset such as 'lung' or a (centre, width) pair) for a fixed mapping",
-            IntensityScalingWarning,
-            stacklevel=2,
-        )
-        scaled = (pixels - low) * (255.0 / (high - low)) if high > low else np.zeros_like(pixels)
-    return Image.fromarray(np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8))
+        return lambda band: voi.to_unit(band) * 255.0
+    window = image.window
+    if window is not None:
+        return lambda band: window_to_unit(band, window) * 255.0
+    if _is_8bit(image):
+        return lambda band: band
+    low, high = float(np.float32(image.pixels.min())), float(np.float32(image.pixels.max()))
+    warnings.warn(
+        f"{image.path}: {_data_kind(image)} without a window was min-max scaled to 0..255 over this image's"
+        f" own range ({low:g}..{high:g}), so grey levels are not comparable between images; pass"
+        " window= to read_image (a preset such as 'lung' or a (centre, width) pair) for a fixed mapping",
+        IntensityScalingWarning,
+        stacklevel=3,
+    )
+    if high > low:
+        return lambda band: (band - low) * (255.0 / (high - low))
+    return np.zeros_like
+
+
+def _by_bands(pixels: np.ndarray, scaling: Callable[[np.ndarray], np.ndarray]) -> Image.Image:
+    """The 8-bit picture of ``pixels`` mapped by ``scaling``, rounded and clipped, computed band by band so the
+    float temporaries stay small whatever the image size."""
+    rows, columns = pixels.shape[:2]
+    picture = Image.new("RGB" if pixels.ndim == 3 else "L", (columns, rows))
+    step = band_rows(columns)
+    for top in range(0, rows, step):
+        band = pixels[top : top + step].astype(np.float32, copy=False)
+        scaled = np.rint(np.clip(scaling(band), 0.0, 255.0)).astype(np.uint8)
+        picture.paste(Image.fromarray(scaled), (0, top))
+    return picture
 
 
 def _header_voi(image: MedicalImage) -> HeaderVOI | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
+import warnings
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from pydicom.pixels import (
     get_decoder,
     pixel_array,
 )
+from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import (
     UID,
     JPEG2000TransferSyntaxes,
@@ -28,7 +30,16 @@ from pydicom.uid import (
 )
 
 from openmedclip.errors import ImageReadError
-from openmedclip.io.checks import check_pixel_count, choose_index, one_line
+from openmedclip.io.checks import (
+    check_pixel_count,
+    choose_index,
+    fill_rows,
+    library_warnings,
+    one_line,
+    reduced_shape,
+    reduction_factor,
+    row_bands,
+)
 from openmedclip.io.image import MedicalImage
 from openmedclip.io.voi import VOI_LUT_FUNCTIONS, HeaderVOI
 
@@ -41,7 +52,9 @@ _DECODER_PACKAGES: dict[str, str] = {
 }
 
 
-def read_dicom(path: Path, *, frame: int | None = None, data: bytes | None = None) -> MedicalImage:
+def read_dicom(
+    path: Path, *, frame: int | None = None, data: bytes | None = None, target_size: int | None = None
+) -> MedicalImage:
     """Read one frame of a DICOM image (default: the middle frame).
 
     Grey frames go through the Modality LUT (LUT sequence or rescale slope/intercept, also from enhanced
@@ -57,46 +70,54 @@ def read_dicom(path: Path, *, frame: int | None = None, data: bytes | None = Non
     Colour frames (RGB, YBR_*, PALETTE COLOR) come out as RGB. Pixels are uint8 where the frame's stored
     8-bit values pass unchanged (no Modality LUT; MONOCHROME1 reflected as ``255 - value``), else float32.
     ``data`` holds the file's bytes when it is not on disk (``path`` then only names it).
+
+    Native single-frame pixel data is used in place where pydicom can, and the frame is converted band by band.
+    ``target_size`` (pixels) reduces a large frame by the largest integer factor that keeps both sides at least
+    ``2 * target_size`` (the mean of each factor x factor block after the Modality LUT, recorded in
+    ``meta["reduced_scale"]``). Pixel data without its expected length, or that cannot be decoded, raises
+    naming the problem; library warnings come out as one :class:`~openmedclip.io.checks.ReadWarning` line
+    naming the file.
     """
-    ds = _dataset(path, data)
-    rows, columns = _dimensions(path, ds)
-    check_pixel_count(path, rows, columns)
-    n_frames = int(ds.get("NumberOfFrames") or 1)
-    index = choose_index(path, frame, n_frames, n_frames // 2, "frame")
-    syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
-    _require_decoder(path, syntax)
-    try:
-        stored = pixel_array(ds, index=index)
-    except Exception as exc:
-        raise ImageReadError(path, f"cannot decode DICOM pixel data ({_syntax_name(syntax)}): {one_line(exc)}") from exc
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
-    meta = {
-        "format": "dicom",
-        "bit_depth": int(ds.get("BitsStored") or ds.get("BitsAllocated") or 8),
-        "frame": index,
-        "n_frames": n_frames,
-        "inverted": False,
-        "spacing": _spacing(ds, index),
-        "transfer_syntax": _syntax_name(syntax),
-        "photometric_original": photometric,
-    }
-    if "PatientOrientation" in ds and ds.PatientOrientation:
-        meta["patient_orientation"] = tuple(str(value) for value in ds.PatientOrientation)
-    modality = str(ds.Modality) if ds.get("Modality") else None
-    if photometric == "PALETTE COLOR":
-        stored = apply_color_lut(stored, ds)
-        if stored.dtype == np.uint16:
-            stored = stored / 257.0
-        meta["bit_depth"] = 8
-    if stored.ndim == 3:
-        colour = stored if stored.dtype == np.uint8 else stored.astype(np.float32)
-        return MedicalImage(colour, str(path), modality, photometric="RGB", meta=meta)
-    pixels, voi, window = _grey(ds, index, stored, photometric, meta)
+    with library_warnings(path) as caught:
+        ds = _dataset(path, data, caught)
+        rows, columns = _dimensions(path, ds)
+        check_pixel_count(path, rows, columns)
+        n_frames = int(ds.get("NumberOfFrames") or 1)
+        index = choose_index(path, frame, n_frames, n_frames // 2, "frame")
+        syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
+        _require_decoder(path, syntax)
+        stored = _decode(path, ds, index, syntax)
+        factor = reduction_factor(rows, columns, target_size)
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+        meta = {
+            "format": "dicom",
+            "bit_depth": int(ds.get("BitsStored") or ds.get("BitsAllocated") or 8),
+            "frame": index,
+            "n_frames": n_frames,
+            "inverted": False,
+            "spacing": _spacing(ds, index),
+            "transfer_syntax": _syntax_name(syntax),
+            "photometric_original": photometric,
+        }
+        if factor > 1:
+            meta["reduced_scale"] = factor
+        if "PatientOrientation" in ds and ds.PatientOrientation:
+            meta["patient_orientation"] = tuple(str(value) for value in ds.PatientOrientation)
+        modality = str(ds.Modality) if ds.get("Modality") else None
+        if photometric == "PALETTE COLOR":
+            meta["bit_depth"] = 8
+            return MedicalImage(_palette(ds, stored, factor), str(path), modality, photometric="RGB", meta=meta)
+        if stored.ndim == 3:
+            dtype = np.uint8 if stored.dtype == np.uint8 else np.float32
+            colour = stored if dtype == np.uint8 and factor == 1 else _converted(stored, dtype, factor)
+            return MedicalImage(colour, str(path), modality, photometric="RGB", meta=meta)
+        pixels, voi, window = _grey(ds, index, stored, photometric, meta, factor)
     return MedicalImage(pixels, str(path), modality, photometric="MONOCHROME2", window=window, meta=meta, voi=voi)
 
 
-def _dataset(path: Path, data: bytes | None) -> Dataset:
-    """Parse the file or its bytes (also without the 128-byte preamble) and require pixel data."""
+def _dataset(path: Path, data: bytes | None, caught: list[warnings.WarningMessage]) -> Dataset:
+    """Parse the file or its bytes (also without the 128-byte preamble) and require pixel data; ``caught`` holds
+    the warnings raised meanwhile (pydicom's 'End of file reached' tells a truncated file)."""
     try:
         ds = pydicom.dcmread(BytesIO(data) if data is not None else path, force=True)
     except Exception as exc:
@@ -104,8 +125,44 @@ def _dataset(path: Path, data: bytes | None) -> Dataset:
     if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):
         if getattr(ds, "preamble", None) is None:
             raise ImageReadError(path, "not a DICOM file (no 'DICM' preamble and no pixel data found)")
+        if any(str(warning.message).startswith("End of file reached") for warning in caught):
+            raise ImageReadError(path, "DICOM file is truncated (it ends before its pixel data is complete)")
         raise ImageReadError(path, "DICOM file has no pixel data (not an image object, or the file is truncated)")
     return ds
+
+
+def _decode(path: Path, ds: Dataset, index: int, syntax: UID | None) -> np.ndarray:
+    """Frame ``index`` decoded: read-only, and for a single frame of native pixel data a view of the file's bytes
+    where pydicom can (a frame of several is a copy, not to keep the others alive). The dataset then lets go of its
+    pixel data, so a decoded copy does not sit beside the bytes it came from."""
+    _check_length(path, ds, syntax)
+    try:
+        stored = pixel_array(ds, index=index, view_only=int(ds.get("NumberOfFrames") or 1) == 1)
+    except Exception as exc:
+        encapsulated = syntax is not None and syntax.is_encapsulated
+        damage = "the compressed data is corrupt or truncated: " if encapsulated else ""
+        raise ImageReadError(
+            path, f"cannot decode DICOM pixel data ({_syntax_name(syntax)}): {damage}{one_line(exc)}"
+        ) from exc
+    for keyword in _PIXEL_KEYWORDS:
+        if keyword in ds:
+            del ds[keyword]
+    return stored
+
+
+def _check_length(path: Path, ds: Dataset, syntax: UID | None) -> None:
+    """Raise when native (uncompressed) pixel data is shorter than the image its header describes."""
+    if syntax is None or syntax.is_encapsulated:
+        return
+    try:
+        expected = int(get_expected_length(ds, unit="bytes"))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return  # incomplete pixel module: pydicom's decoder names the problem
+    held = next(len(ds[keyword].value or b"") for keyword in _PIXEL_KEYWORDS if keyword in ds)
+    if held < expected:
+        raise ImageReadError(
+            path, f"cannot decode DICOM pixel data: it is truncated ({held} bytes; its header describes {expected})"
+        )
 
 
 def _dimensions(path: Path, ds: Dataset) -> tuple[int, int]:
@@ -136,28 +193,53 @@ def _require_decoder(path: Path, syntax: UID | None) -> None:
 
 
 def _grey(
-    ds: Dataset, index: int, stored: np.ndarray, photometric: str, meta: dict
+    ds: Dataset, index: int, stored: np.ndarray, photometric: str, meta: dict, factor: int
 ) -> tuple[np.ndarray, HeaderVOI | None, tuple[float, float] | None]:
-    """Apply the Modality LUT and MONOCHROME1 inversion; return pixels, the header VOI and its window."""
+    """Apply the Modality LUT and MONOCHROME1 inversion (band by band, reducing by ``factor``); return pixels,
+    the header VOI and its window."""
     if ds.get("ModalityLUTSequence"):
         source: Dataset | None = ds
     else:
         source = _attribute_source(ds, index, "PixelValueTransformationSequence", "RescaleSlope")
-    values = apply_modality_lut(stored, source) if source is not None else stored
     if source is not None and "RescaleSlope" in source and "RescaleIntercept" in source:
         meta["rescale_slope"] = float(source.RescaleSlope)
         meta["rescale_intercept"] = float(source.RescaleIntercept)
     meta["modality_lut"] = bool(ds.get("ModalityLUTSequence"))
-    values = values.astype(np.float64)
     offset = None
     if photometric == "MONOCHROME1":
         offset = _inversion_offset(ds, stored, source)
-        values = offset - values
         meta["inverted"] = True
         meta["inversion_offset"] = offset
     voi, window = _header_voi(ds, index, offset, meta)
     unchanged_8bit = stored.dtype == np.uint8 and source is None and offset in (None, 255.0)
-    return values.astype(np.uint8 if unchanged_8bit else np.float32), voi, window
+
+    def values(band: np.ndarray) -> np.ndarray:
+        mapped = (apply_modality_lut(band, source) if source is not None else band).astype(np.float64)
+        return offset - mapped if offset is not None else mapped
+
+    rows, columns = reduced_shape(stored.shape[0], stored.shape[1], factor)
+    out = np.empty((rows, columns), np.uint8 if unchanged_8bit else np.float32)
+    return fill_rows(out, map(values, row_bands(stored, factor)), factor), voi, window
+
+
+def _palette(ds: Dataset, stored: np.ndarray, factor: int) -> np.ndarray:
+    """PALETTE COLOR indices as RGB through the colour LUT, band by band: uint8 for an 8-bit LUT, else float32
+    (16-bit entries / 257)."""
+    wide = apply_color_lut(stored[:1, :1], ds).dtype == np.uint16
+
+    def colours(band: np.ndarray) -> np.ndarray:
+        rgb = apply_color_lut(band, ds)
+        return rgb / 257.0 if wide else rgb
+
+    rows, columns = reduced_shape(stored.shape[0], stored.shape[1], factor)
+    out = np.empty((rows, columns, 3), np.float32 if wide else np.uint8)
+    return fill_rows(out, map(colours, row_bands(stored, factor)), factor)
+
+
+def _converted(stored: np.ndarray, dtype: type, factor: int) -> np.ndarray:
+    """``stored`` (a colour frame) as ``dtype``, reduced by ``factor``, band by band."""
+    rows, columns = reduced_shape(stored.shape[0], stored.shape[1], factor)
+    return fill_rows(np.empty((rows, columns, 3), dtype), row_bands(stored, factor), factor)
 
 
 def _inversion_offset(ds: Dataset, stored: np.ndarray, source: Dataset | None) -> float:

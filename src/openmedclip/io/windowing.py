@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from openmedclip.errors import InvalidInputError
+from openmedclip.io.image import MedicalImage
 
 WINDOW_PRESETS: dict[str, tuple[float, float]] = {
     "lung": (-600.0, 1500.0),
@@ -46,6 +47,42 @@ def resolve_window(window: str | tuple[float, float] | None) -> tuple[float, flo
     if not (math.isfinite(centre) and math.isfinite(width)) or width <= 0:
         raise InvalidInputError(f"window (centre, width) must be finite with width > 0, got {window!r}")
     return centre, width
+
+
+HU_AIR_BELOW = -500.0
+"""A NIfTI slice whose values reach this low is taken as CT in Hounsfield units (air is about -1000 HU)."""
+
+
+def is_preset(window: str | tuple[float, float] | None) -> bool:
+    """Whether ``window`` names a preset (in Hounsfield units) rather than giving ``centre,width`` numbers."""
+    return isinstance(window, str) and "," not in window
+
+
+def window_problem(image: MedicalImage, preset: bool) -> str | None:
+    """Why a window does not fit ``image`` (None when it does).
+
+    A preset is in Hounsfield units, so it needs CT: a DICOM with Modality CT, or a NIfTI slice reaching
+    :data:`HU_AIR_BELOW`. Numbers in pixel units also fit any image whose DICOM header carries a window (its
+    values have a display range the numbers can refer to). 8-bit pictures, 16-bit PNG/TIFF of unknown units and
+    X-ray DICOMs take no preset.
+    """
+    kind = image.meta.get("format", "image")
+    if kind == "dicom" and image.modality == "CT":
+        return None
+    if kind == "nifti" and image.pixels.size and float(image.pixels.min()) <= HU_AIR_BELOW:
+        return None
+    if not preset and image.window is not None:
+        return None
+    if kind == "dicom":
+        what = f"{image.modality} DICOM" if image.modality else "DICOM without a modality"
+    else:
+        what = f"{image.meta.get('bit_depth', '?')}-bit {str(kind).upper()} image"
+    needs = "CT in Hounsfield units" if preset else "CT in Hounsfield units or a DICOM with a header window"
+    return f"a window applies only to {needs}; this is {_article(what)} {what}"
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[0] in "AEIOU8" or noun.startswith(("11-", "18-")) else "a"
 
 
 def window_to_unit(pixels: np.ndarray, window: tuple[float, float]) -> np.ndarray:

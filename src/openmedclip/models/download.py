@@ -111,7 +111,7 @@ def registry_entry(name: str) -> RegistryEntry:
         return entries[name]
     from openmedclip.models.load import unknown_name_message
 
-    raise ModelLoadError(name, unknown_name_message(name))
+    raise ModelLoadError(name, unknown_name_message(name), unknown_name_message(name, "'openmedclip models --names'"))
 
 
 def download_entry(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openmedclip.errors import InvalidInputError, ModelLoadError
+from openmedclip.errors import InvalidInputError, ModelLoadError, RandomWeightsWarning
 from openmedclip.models.family import FAMILIES, ModelFamily, get_family
 from openmedclip.models.loaded import LoadedModel, ModelSpec
 from openmedclip.models.registry import registry
@@ -67,6 +68,7 @@ def load_model(
     and outputs (the open_clip family's timm ResNet + BERT models, the built-in one among them: start-up without
     importing open_clip, timm or transformers); 'library' always builds the library's classes (training and tower
     locking need them).
+    A model without trained weights (``source`` 'random') gives a ``RandomWeightsWarning``.
     Raises ``ModelLoadError`` naming the model and the problem.
     """
     from openmedclip.models.device import apply_memory_format, resolve_device
@@ -108,6 +110,13 @@ def load_model(
         folder=str(resolved.folder) if resolved.folder is not None else None,
         hf_repo=resolved.hf_repo,
     )
+    if spec.source == "random":
+        warnings.warn(
+            f"model '{name}' has random weights (an architecture without a checkpoint): its outputs mean nothing "
+            "until it is trained",
+            RandomWeightsWarning,
+            stacklevel=2,
+        )
     return LoadedModel(model, preprocess, tokenizer, context_length, spec, target, dtype)
 
 
@@ -147,15 +156,17 @@ def _family_for(name_or_path: str | Path) -> tuple[ModelFamily, Any]:
                 return family, None
         # No family claims it: open_clip's (the hub format) says what its files should look like.
         return get_family(FALLBACK_FAMILY), None
-    raise ModelLoadError(name_or_path, unknown_name_message(str(name_or_path)))
+    raise ModelLoadError(name_or_path, unknown_name_message(str(name_or_path)),
+                         unknown_name_message(str(name_or_path), "'openmedclip models --names'"))
 
 
-def unknown_name_message(name: str) -> str:
+def unknown_name_message(name: str, lister: str = "openmedclip.models.list_models()") -> str:
+    """Why ``name`` names no model, with close matches and where the full list is (``lister``)."""
     names = list_models()
     by_lower = {candidate.lower(): candidate for candidate in names}
     close = [by_lower[match] for match in difflib.get_close_matches(name.lower(), list(by_lower), n=5, cutoff=0.6)]
     suggestion = f" Close matches: {', '.join(close)}." if close else ""
     return (
         "unknown model: not a registry name, an architecture, or an existing file or folder."
-        f"{suggestion} See openmedclip.models.list_models() for all {len(names)} names."
+        f"{suggestion} {lister} lists all {len(names)} names."
     )

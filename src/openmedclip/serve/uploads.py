@@ -24,7 +24,7 @@ class ImageSource:
     name: str
     data: bytes | None = None
     path: Path | None = None
-    window: tuple[float, float] | None = None
+    window: str | None = None
     frame: int | None = None
     slice_index: int | None = None
     axis: Axis = "axial"
@@ -44,9 +44,13 @@ class ImageSource:
         return image
 
 
-def parse_window(text: str | None) -> tuple[float, float] | None:
-    """A window preset name or ``'centre,width'``, checked; None (or blank) stays None."""
-    return resolve_window(text) if text is not None and text.strip() else None
+def parse_window(text: str | None) -> str | None:
+    """A window preset name or ``'centre,width'``, checked and stripped (the readers tell a preset from numbers);
+    None (or blank) stays None."""
+    if text is None or not text.strip():
+        return None
+    resolve_window(text.strip())
+    return text.strip()
 
 
 def _upload_name(upload: UploadFile) -> str:

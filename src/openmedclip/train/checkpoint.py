@@ -9,14 +9,19 @@ Layout under ``<out_dir>/checkpoints``::
 
 A checkpoint is written into a temporary folder and renamed into place, and ``latest`` is replaced only
 after that, so a crash at any moment leaves the previous checkpoint complete and pointed to.
-The ``.pt`` files hold only tensors, numbers, strings and containers: they load with ``weights_only=True``.
+The ``.pt`` files hold only tensors, numbers, strings and containers: they load with ``weights_only=True``, and a
+file that is not what this module wrote is an `InvalidInputError` naming it (nothing else is ever unpickled).
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import shutil
+import warnings
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +41,9 @@ LATEST = "latest"
 OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "state.pt"
 TMP_PREFIX = ".tmp-"
+STATE_KEYS = ("epoch", "step_in_epoch", "step", "steps_per_epoch", "global_batch", "scheduler", "scaler", "rng")
+"""What every ``state.pt`` holds."""
+OPTIMIZER_KEYS = ("state", "param_groups")
 
 
 def checkpoint_name(step: int) -> str:
@@ -63,8 +71,10 @@ def save_checkpoint(
     if manifest is not None:
         manifest.write(tmp)
     fsync_tree(tmp)
-    if final.exists():
-        shutil.rmtree(final)
+    if final.exists():  # a folder cannot be renamed over: move the old one aside (pruned below)
+        old = root / f"{TMP_PREFIX}{final.name}-old-{os.getpid()}"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
     os.replace(tmp, final)
     fsync_dir(root)
     write_text(root / LATEST, final.name)
@@ -77,7 +87,7 @@ def latest_checkpoint(root: Path) -> Path | None:
     pointer = root / LATEST
     if not pointer.is_file():
         return None
-    folder = root / pointer.read_text(encoding="utf-8").strip()
+    folder = root / pointer.read_bytes().decode("utf-8", "replace").strip()
     if not (folder / STATE_FILE).is_file():
         raise InvalidInputError(f"{pointer} names {folder.name}, which is not a complete checkpoint")
     return folder
@@ -94,10 +104,40 @@ def load_weights(loaded: LoadedModel, folder: Path) -> None:
 
 
 def load_state(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(optimizer state dict, loop state)`` of a checkpoint, read with ``weights_only=True``."""
-    optimizer = torch.load(folder / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
-    state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+    """``(optimizer state dict, loop state)`` of a checkpoint, read with ``weights_only=True``; `InvalidInputError`
+    ``"<file>: not a training state saved by openmedclip (...)"`` when a file is not one."""
+    optimizer = _read_mapping(folder / OPTIMIZER_FILE, "an optimizer state", OPTIMIZER_KEYS)
+    state = _read_mapping(folder / STATE_FILE, "a training state", STATE_KEYS)
     return optimizer, state
+
+
+def _read_mapping(path: Path, what: str, keys: Sequence[str]) -> dict[str, Any]:
+    """A ``.pt`` file of tensors and plain data holding a mapping with `keys`."""
+    value, problem = _torch_load(path)
+    if problem is None and not isinstance(value, dict):
+        problem = f"it holds a {type(value).__name__}, not a mapping"
+    if problem is None and (missing := [key for key in keys if key not in value]):
+        problem = f"it has no {', '.join(missing)}"
+    if problem is not None:
+        raise InvalidInputError(f"{path}: not {what} saved by openmedclip ({problem})")
+    return value
+
+
+def _torch_load(path: Path) -> tuple[Any, str | None]:
+    """``(content, None)``, or ``(None, why it cannot be read)``; only tensors and plain data are unpickled."""
+    if not path.is_file():
+        return None, "the file is missing"
+    if not zipfile.is_zipfile(path):
+        return None, "not a file torch.save wrote: no zip archive"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's notes on pickle protocols: the problem is reported below
+            return torch.load(path, map_location="cpu", weights_only=True), None
+    except pickle.UnpicklingError:
+        return None, "it holds objects other than tensors and plain data, which are not loaded"
+    except Exception as err:  # a damaged archive fails in many ways, all of them meaning the same here
+        first_line = next(iter(str(err).splitlines()), "")
+        return None, f"unreadable: {type(err).__name__}: {first_line}"
 
 
 def rng_state() -> dict[str, Any]:

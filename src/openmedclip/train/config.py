@@ -59,16 +59,28 @@ class CaptionOptions(TypedDict, total=False):
     """Build captions from the modality, organ and question–answer metadata (VQA-RAD)."""
     max_qa: Annotated[StrictInt, Field(ge=0)]
     """Question–answer pairs per caption with `from_fields` (default 2)."""
+    shared: StrictBool
+    """Give every sample of a class the same bank sentence at a step (a new one each step) instead of one per
+    sample, so that pairs of one class are not each other's negatives (see `openmedclip.train.losses`)."""
+    modality: str
+    """Modality of the samples (a `modality` bank class, e.g. ``X-ray``): half of their bank captions start with
+    a header naming it (and `organ`), e.g. "Radiograph of the chest."."""
+    organ: str
+    """Organ or body part for that header, e.g. ``chest``."""
 
 
 @with_config(ConfigDict(extra="allow", use_attribute_docstrings=True))
 class DataSourceSpec(TypedDict, total=False):
-    """An `openmedclip.data.open_source` spec (``type``, ``path``, ... are checked there) with two training keys."""
+    """An `openmedclip.data.open_source` spec (``type``, ``path``, ... are checked there) with three training keys."""
 
     weight: Annotated[Number, Field(ge=0)]
     """This source's share of an epoch (give one to every source or to none)."""
     captions: CaptionOptions
     """Caption options for this source, replacing the recipe's `captions`."""
+    flip: StrictBool
+    """Let `augment` flip this source's images left to right (half of the time, never when the caption names a
+    side): only for images without a meaningful left and right, e.g. fundus photographs or breast ultrasound;
+    never chest X-ray, CT or MR."""
 
 
 class TrainConfig(FileModel):
@@ -108,10 +120,13 @@ class TrainConfig(FileModel):
     lock_text: StrictBool | Annotated[StrictInt, Field(ge=0)] = False
     """True freezes the text tower; an int N leaves its last N layer groups trainable (as for `lock_image`)."""
     loss: LossName = "infonce"
+    """``infonce`` (CLIP) or ``siglip``. With shared class captions (``captions: {shared: true}``) InfoNCE's
+    targets are label-aware: every pair of the batch with the same dataset and class is a positive."""
     gather_features: StrictBool = True
     """With several processes, use all processes' pairs as negatives (same result as one big batch)."""
     augment: StrictBool = False
-    """Random crops (80–100 % of the area) before the model's preprocessing, seeded per sample and epoch."""
+    """Random crops (80–100 % of the area) before the model's preprocessing, and left–right flips for datasets
+    with ``flip: true``, seeded per sample and epoch."""
     seed: StrictInt = 0
     device: str | None = None
     """``cpu``, ``cuda``, ``cuda:1``...; default: the process's GPU when there is one, else the CPU."""
@@ -127,6 +142,9 @@ class TrainConfig(FileModel):
     `openmedclip.train.manifest`) into each checkpoint, for contamination checks; costs one read of the data."""
     resume: StrictBool = False
     """Continue from ``out_dir``'s latest checkpoint (start afresh when there is none)."""
+    max_bad_items: Annotated[StrictInt, Field(ge=0)] | None = 100
+    """Unreadable training items (truncated, empty or corrupt images) to leave out, each logged and counted once,
+    before the run checkpoints its last step and stops with an error (0: stop at the first; null: never stop)."""
     progress: StrictBool = True
 
     @field_validator("lock_image", "lock_text", mode="before")

@@ -20,12 +20,14 @@ def training_data(
 ) -> tuple[PairDataset, BatchPlan] | tuple[ShardStream, StreamPlan]:
     """This process's pairs and batch plan: the recipe's sources mixed by their ``weight`` (all or none given;
     none: in proportion to their sizes), read into memory or, when every spec says ``streaming: true``, streamed.
-    ``chooser`` captions the datasets without a ``captions`` rule of their own."""
+    ``chooser`` captions the datasets without a ``captions`` rule of their own; ``flip: true`` lets ``augment``
+    flip a dataset's images."""
     specs: list[dict[str, Any]] = [dict(spec) for spec in config.datasets]
     choosers = [
         caption_chooser(spec.pop("captions"), config.seed) if "captions" in spec else chooser
         for spec in specs
     ]
+    flips = [bool(spec.pop("flip", False)) for spec in specs]
     weighted = ["weight" in spec for spec in specs]
     if any(weighted) and not all(weighted):
         raise InvalidInputError("recipe: give a 'weight' to every dataset or to none")
@@ -38,19 +40,22 @@ def training_data(
                 f"but {[i for i, s in enumerate(streamed) if not s]} are not; stream every dataset or none "
                 "(write the others as shards with 'openmedclip shards' and stream them too)"
             )
-        return _streamed_data(config, loaded, specs, choosers, weights, rank, world_size)
+        return _streamed_data(config, loaded, specs, choosers, flips, weights, rank, world_size)
     sources = [open_source(spec) for spec in specs]
     mixed = MixedSource(sources, weights, epoch_size=config.epoch_size, seed=config.seed)
     pairs = PairDataset(
-        sources, loaded.preprocess, loaded.tokenizer, choosers, augment=config.augment, seed=config.seed,
+        sources, loaded.preprocess, loaded.tokenizer, choosers, augment=config.augment, flips=flips,
+        seed=config.seed,
     )
     return pairs, BatchPlan(mixed, config.batch_size, config.grad_accum, rank, world_size)
+
 
 def _streamed_data(
     config: TrainConfig,
     loaded: LoadedModel,
     specs: list[dict],
     choosers: list[CaptionChooser],
+    flips: list[bool],
     weights: list[float] | None,
     rank: int,
     world_size: int,
@@ -66,12 +71,12 @@ def _streamed_data(
     ]
     sources = [ShardSource.from_spec(spec) for spec in specs]
     encoder = PairEncoder(
-        loaded.preprocess, loaded.tokenizer, choosers, len(sources), augment=config.augment,
+        loaded.preprocess, loaded.tokenizer, choosers, len(sources), augment=config.augment, flips=flips,
         seed=config.seed,
     )
     stream = ShardStream(
         sources, weights, seed=config.seed, resample=True, shuffle_buffer=max(buffers, default=SHUFFLE_BUFFER),
-        rank=rank, world_size=world_size, transform=encoder,
+        rank=rank, world_size=world_size, transform=encoder, keep_skipped=True,
     )
     return stream, StreamPlan(config.epoch_size, config.batch_size, config.grad_accum, rank, world_size)
 
@@ -105,5 +110,7 @@ def caption_chooser(captions: CaptionOptions, seed: int) -> CaptionChooser:
     bank = None
     if bank_name := captions.get("bank"):
         bank = CaptionSampler(bank_name, seed, normal_class=captions.get("normal_class"))
-    from_fields = bool(captions.get("from_fields"))
-    return CaptionChooser(bank, seed, from_fields=from_fields, max_qa=int(captions.get("max_qa", 2)))
+    return CaptionChooser(
+        bank, seed, from_fields=bool(captions.get("from_fields")), max_qa=int(captions.get("max_qa", 2)),
+        shared=bool(captions.get("shared")), modality=captions.get("modality"), organ=captions.get("organ"),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -82,6 +83,16 @@ def mean_over_ranks(ctx: Context, value: torch.Tensor) -> float:
         dist.all_reduce(value)
         value /= ctx.world_size
     return float(value.item())
+
+
+def gather_ints(ctx: Context, values: Sequence[int]) -> list[list[int]]:
+    """Every process's `values` (as many on each), in rank order."""
+    if not ctx.distributed:
+        return [list(values)]
+    mine = torch.tensor(list(values), dtype=torch.int64, device=ctx.device)
+    parts = [torch.empty_like(mine) for _ in range(ctx.world_size)]
+    dist.all_gather(parts, mine)
+    return [part.tolist() for part in parts]
 
 
 def gather_objects(ctx: Context, value: object) -> list:

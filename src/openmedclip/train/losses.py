@@ -3,7 +3,15 @@
 Both score this rank's rows against the columns of *all* ranks ("local loss"): features are gathered with
 gradients flowing back to the rank that produced them, so that averaging the ranks' gradients (what DDP does)
 gives exactly the gradient of one process holding the whole global batch. The value returned is this rank's
-share; the mean over ranks is the global-batch loss.
+share; the mean over ranks is the global-batch loss. Ranks may hold different numbers of rows (a batch that lost
+unreadable items); each rank's loss is then the mean over its own rows.
+
+Label-aware targets (MedCLIP's semantic matching, with classes as the semantics), which keep pairs of one class
+from being each other's negatives, come from the captions: with ``captions: {shared: true}`` every pair of a class
+in a step gets the same bank sentence (`openmedclip.train.pairs.CaptionChooser`). InfoNCE then needs nothing more:
+equal captions give equal columns, hence equal logits, so the one-hot loss equals the soft-target loss that spreads
+each row's target over all pairs with its caption; it pulls same-class images towards their caption and never
+pushes them apart. (With a different sentence per sample, as without ``shared``, it does push them apart.)
 """
 
 from __future__ import annotations
@@ -22,29 +30,36 @@ SIGLIP_INIT_BIAS = -10.0
 """SigLIP's initial bias (Zhai et al., 2023)."""
 
 
+
 class _GatherRows(torch.autograd.Function):
-    """All ranks' rows in rank order; the backward sums every rank's gradient for this rank's rows."""
+    """All ranks' rows in rank order (ranks may hold different numbers of rows); the backward sums every rank's
+    gradient for this rank's rows."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x.contiguous())
-        ctx.rows = x.shape[0]
-        return torch.cat(parts)
+    def forward(ctx, x: torch.Tensor, counts: list[int]) -> torch.Tensor:
+        rank, most = dist.get_rank(), max(counts)
+        padded = torch.cat([x, x.new_zeros((most - x.shape[0], *x.shape[1:]))]) if x.shape[0] < most else x
+        parts = [torch.empty_like(padded) for _ in counts]
+        dist.all_gather(parts, padded.contiguous())
+        ctx.start, ctx.rows = sum(counts[:rank]), x.shape[0]
+        return torch.cat([part[:n] for part, n in zip(parts, counts, strict=True)])
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         grad = grad.contiguous()
         dist.all_reduce(grad)
-        start = dist.get_rank() * ctx.rows
-        return grad[start : start + ctx.rows]
+        return grad[ctx.start : ctx.start + ctx.rows], None
 
 
 def gather_rows(x: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Rows ``[W*N, D]`` of all ``W`` ranks (``x`` itself with one process) and this rank's first row in them."""
+    """Rows of all ranks (``x`` itself with one process) and this rank's first row in them."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x, 0
-    return _GatherRows.apply(x), dist.get_rank() * x.shape[0]
+    count = torch.tensor([x.shape[0]], device=x.device)
+    counts = [torch.empty_like(count) for _ in range(dist.get_world_size())]
+    dist.all_gather(counts, count)
+    rows = [int(n.item()) for n in counts]
+    return _GatherRows.apply(x, rows), sum(rows[: dist.get_rank()])
 
 
 def temperature(logit_scale: torch.Tensor) -> torch.Tensor:

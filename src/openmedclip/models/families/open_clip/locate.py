@@ -58,6 +58,8 @@ def resolve_path(path: Path, name: str, weights: Path | None) -> Resolved:
             name,
             f"no {CONFIG_FILE} beside {path.name}; name its architecture instead: "
             f"load_model('<architecture>', checkpoint='{path}')",
+            f"no {CONFIG_FILE} beside {path.name}: put the architecture's {CONFIG_FILE} there (open_clip's "
+            f"model_configs/<architecture>.json wrapped as {{\"model_cfg\": ...}}), then pass the file as --model",
         )
     return hub_folder(path.parent, name, path, None)
 
