@@ -26,6 +26,14 @@ class ImageReadError(OpenMedClipError):
         super().__init__(f"{self.path}: {problem}")
 
 
+def _without_prefix(problem: str, name: str) -> str:
+    """``problem`` without a leading repetition of ``name`` (the message names it once already)."""
+    for prefix in (f"{name}: ", f"{name} "):
+        if problem.startswith(prefix) and len(problem) > len(prefix):
+            return problem[len(prefix):]
+    return problem
+
+
 class WindowNotApplicableError(ImageReadError):
     """A display window was asked for an image whose values it cannot refer to (a CT preset on a radiograph)."""
 
@@ -35,6 +43,8 @@ class ModelLoadError(OpenMedClipError):
 
     def __init__(self, model: str | Path, problem: str, cli_problem: str | None = None):
         self.model = str(model)
+        problem = _without_prefix(problem, self.model)
+        cli_problem = _without_prefix(cli_problem, self.model) if cli_problem is not None else None
         self.problem = problem
         super().__init__(f"model '{self.model}': {problem}")
         if cli_problem is not None:
