@@ -16,7 +16,7 @@ from typing import Annotated, Any, NoReturn, Optional
 import typer
 from typer.main import get_command
 
-from ..errors import InvalidInputError, OpenMedClipError
+from ..errors import InvalidInputError, OpenMedClipError, WindowNotApplicableError
 from ..precision import PRECISIONS
 from .audit import audit_command
 from .demo import demo_command
@@ -123,7 +123,8 @@ def zeroshot(
         read_options=read_options,
         progress=len(files) > batch_size and sys.stderr.isatty(),
     )
-    if not result.items and result.errors and all(error.kind == "WindowNotApplicableError" for error in result.errors):
+    window_refused = [error.kind == WindowNotApplicableError.__name__ for error in result.errors]
+    if not result.items and window_refused and all(window_refused):
         raise InvalidInputError(f"--window {window}: {result.errors[0].message} (no file takes it; --force-window "
                                 "applies it anyway)")
     if as_json:
