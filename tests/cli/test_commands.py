@@ -559,7 +559,7 @@ def test_demo_serves_the_page(tiny_model_dir):
             assert page.status == 200 and "<html" in page.read().decode().lower()
     finally:
         server.send_signal(signal.SIGINT)  # Ctrl+C
-        _, err = server.communicate(timeout=30)
+        _, err = server.communicate(timeout=90)
     assert server.returncode == 0, err
     assert "Traceback" not in err
 

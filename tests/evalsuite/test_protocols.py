@@ -212,11 +212,13 @@ def test_text_classifier_is_the_renormalised_mean_of_normalised_sentence_embeddi
 
 
 def _write_class_folders(root: Path, folders: list[str], per_class: int, seed: int) -> None:
+    """Noisy grey images from dark to bright in every folder, so that a model's predictions vary."""
     rng = np.random.default_rng(seed)
     for folder in folders:
         (root / folder).mkdir(parents=True)
-        for i in range(per_class):
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / folder / f"img{i}.png")
+        for i, level in enumerate(np.linspace(10, 245, per_class)):
+            pixels = np.clip(rng.normal(level, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / folder / f"img{i}.png")
 
 
 def _results(out: Path) -> dict[str, dict]:

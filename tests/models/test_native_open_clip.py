@@ -47,19 +47,26 @@ def _randomise_batch_norm(module: torch.nn.Module, seed: int) -> None:
             layer.bias.data.copy_(torch.randn(layer.num_features, generator=generator) * 0.1)
 
 
-@pytest.mark.parametrize("name", sorted(RESNETS))
-def test_resnet_matches_timm(name):
+@pytest.mark.parametrize(
+    ("name", "output_stride"),
+    [(name, 32) for name in sorted(RESNETS)]
+    + [("resnet10t", 16), ("resnet10t", 8), ("resnet50d", 16), ("resnet18", 16)],
+)
+def test_resnet_matches_timm(name, output_stride):
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
-    reference = timm.create_model(name, pretrained=False, num_classes=0, global_pool="avg").eval()
+    reference = timm.create_model(
+        name, pretrained=False, num_classes=0, global_pool="avg", output_stride=output_stride
+    ).eval()
     _randomise_batch_norm(reference, 1)
-    ours = ResNet(RESNETS[name]).eval()
+    ours = ResNet(RESNETS[name], output_stride).eval()
     assert list(ours.state_dict()) == list(reference.state_dict())
     ours.load_state_dict(reference.state_dict(), strict=True)
     pixels = torch.randn(2, 3, 72, 56)
     with torch.no_grad():
         assert torch.allclose(ours.forward_features(pixels), reference.forward_features(pixels), atol=1e-5)
         assert torch.allclose(ours(pixels), reference(pixels), atol=1e-5)
+        assert ours.forward_features(torch.zeros(1, 3, 128, 128)).shape[-1] == 128 // output_stride
     assert ours.num_features == reference.num_features
 
 

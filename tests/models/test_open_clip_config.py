@@ -125,6 +125,7 @@ def _with(**changes: object) -> dict:
         (_with(model_cfg__vision_cfg__image_size="big"), ": model_cfg.vision_cfg.image_size: expected an integer or a"),
         (_with(model_cfg__vision_cfg__image_size=[1, 2, 3]), ": model_cfg.vision_cfg.image_size: needs at most 2"),
         (_with(base_weights={"text.": 1}), ": base_weights.text.: expected a string (got 1)"),
+        (_with(model_cfg__vision_cfg__timm_output_stride=12), ": model_cfg.vision_cfg.timm_output_stride: Input"),
     ],
 )
 def test_bad_configs_name_the_file_and_the_place(tmp_path, content, problem):
@@ -145,3 +146,14 @@ def test_unknown_keys_inside_open_clips_own_configs_are_kept(tmp_path):
     config = read_hub_config(_write(tmp_path, content), "m")
     assert config.model_cfg_dict()["quick_gelu"] is True
     assert config.model_cfg_dict()["vision_cfg"]["patch_dropout"] == 0.5
+
+
+def test_output_stride_needs_a_timm_tower_with_a_projection_after_pooling(tmp_path):
+    from openmedclip.models import load_model
+
+    write_tiny_openclip_folder(tmp_path)
+    content = json.loads((tmp_path / "open_clip_config.json").read_text())
+    content["model_cfg"]["vision_cfg"]["timm_output_stride"] = 16
+    _write(tmp_path, content)
+    with pytest.raises(ModelLoadError, match="timm_output_stride needs a timm image tower"):
+        load_model(tmp_path, device="cpu")

@@ -107,3 +107,12 @@ def test_a_file_that_is_not_a_manifest_is_refused(tmp_path):
     with pytest.raises(InvalidInputError, match=MANIFEST_NAME):
         read_manifest(tmp_path / MANIFEST_NAME)
     assert find_manifest(tmp_path / "nowhere") is None and find_manifest(None) is None
+
+
+def test_training_only_keys_do_not_reach_the_source(toy_table):
+    from openmedclip.train.manifest import recipe_manifest
+
+    spec = {"type": "table", "path": str(toy_table), "weight": 1.0, "flip": True, "captions": {"from_fields": True}}
+    manifest = recipe_manifest([spec])
+    assert manifest.datasets[0].spec == {"type": "table", "path": str(toy_table), "weight": 1.0}
+    assert (manifest.datasets[0].keys, manifest.datasets[0].hashes) == _table_hashes(toy_table)

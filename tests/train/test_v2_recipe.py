@@ -170,13 +170,13 @@ def test_medpix_field_captions_describe_modality_plane_and_location(tmp_path):
 # -- the v2 model config and recipe --------------------------------------------------------------------------
 
 
-def test_v2_model_localises_on_an_8x8_grid_of_a_256_px_input():
+def test_v2_model_localises_on_an_8x8_grid_of_a_128_px_input():
     with pytest.warns(RandomWeightsWarning):
         loaded = load_model(str(V2_MODEL), device="cpu")
     cfg = json.loads(V2_MODEL.read_text(encoding="utf-8"))
     assert cfg["model_cfg"]["vision_cfg"]["image_size"] >= 128
     pixels = loaded.preprocess(Image.new("L", (200, 300), 90))
-    assert pixels.shape == (3, 256, 256)
+    assert pixels.shape == (3, 128, 128)
     with torch.inference_mode():
         grid = loaded.family.patch_features(loaded.model, pixels[None])
     assert grid.shape[1:3] == (8, 8)
@@ -195,7 +195,7 @@ def test_v2_recipes_flip_only_sources_without_laterality_and_keep_test_splits_ou
     assert config.precision == "bf16" and config.lock_text is True
 
 
-def test_v2_stage2_continues_from_the_last_stage1_checkpoint_at_256_px():
+def test_v2_stage2_continues_from_the_last_stage1_checkpoint_with_a_dilated_last_stage():
     first, second = load_recipe(V2_STAGE1), load_recipe(V2_RECIPE)
     assert second.model == "configs/models/openmedclip-base-v2.json"
     assert first.datasets == second.datasets

@@ -33,12 +33,12 @@ from openmedclip.atomic import write_atomic
 from openmedclip.data import DataSource, open_source
 from openmedclip.errors import ImageReadError, InvalidInputError, OpenMedClipError
 from openmedclip.io.pixel_hash import PIXEL_HASH, pixel_hash
-from openmedclip.train.config import TrainConfig, load_recipe
+from openmedclip.train.config import DataSourceSpec, TrainConfig, load_recipe
 
 MANIFEST_NAME = "training_manifest.json.gz"
 FORMAT = "openmedclip-training-manifest"
 VERSION = 1
-TRAINING_KEYS = ("weight", "captions", "streaming", "shuffle_buffer")
+TRAINING_KEYS = (*DataSourceSpec.__annotations__, "streaming", "shuffle_buffer")
 """Recipe keys of a dataset spec that say how it is trained on, not which items it holds."""
 
 

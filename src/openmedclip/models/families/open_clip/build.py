@@ -11,6 +11,7 @@ from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 from open_clip.coca_model import CoCa
@@ -29,6 +30,7 @@ def build_model(model_cfg: dict, *, folder: Path | None, name: str) -> torch.nn.
     """A randomly initialised CLIP/CustomTextCLIP/CoCa for ``model_cfg`` (HF text config looked up offline)."""
     cfg = deepcopy(model_cfg)
     vision, text = cfg.pop("vision_cfg"), cfg.pop("text_cfg")
+    output_stride = vision.pop("timm_output_stride", None)
     if vision.get("timm_model_name"):
         vision["timm_model_pretrained"] = False
     if text.get("hf_model_name"):
@@ -37,9 +39,28 @@ def build_model(model_cfg: dict, *, folder: Path | None, name: str) -> torch.nn.
     custom_text = bool(cfg.pop("custom_text", False)) or bool(text.get("hf_model_name"))
     model_class = (CoCa if "multimodal_cfg" in cfg else CustomTextCLIP) if custom_text else CLIP
     try:
-        return model_class(**cfg, vision_cfg=vision, text_cfg=text)
+        model = model_class(**cfg, vision_cfg=vision, text_cfg=text)
+        if output_stride is not None:
+            model.visual.trunk = _timm_trunk(vision, output_stride)
     except BUILD_ERRORS as error:
         raise ModelLoadError(name, f"cannot build the architecture from its config: {error}") from None
+    return model
+
+
+def _timm_trunk(vision: dict, output_stride: int) -> torch.nn.Module:
+    """The timm trunk open_clip's ``TimmModel`` builds for ``vision`` (a linear or MLP projection head after
+    pooling), built with ``output_stride`` instead (timm's dilated last stages; the same weights and key names).
+    ``timm_output_stride`` is an openmedclip extension of the vision config."""
+    import timm
+
+    pool = vision.get("timm_pool", "avg")
+    projected = vision.get("timm_proj", "linear") in ("linear", "mlp") and pool not in ("abs_attn", "rot_attn")
+    if not vision.get("timm_model_name") or not projected:
+        raise ValueError("timm_output_stride needs a timm image tower with a linear or mlp projection after pooling")
+    extra = {} if vision.get("timm_drop_path") is None else {"drop_path_rate": vision["timm_drop_path"]}
+    trunk: Any = timm.create_model(vision["timm_model_name"], pretrained=False, output_stride=output_stride, **extra)
+    trunk.reset_classifier(0, **({"global_pool": pool} if pool else {}))
+    return trunk
 
 
 def build_preprocess(model: torch.nn.Module, preprocess_cfg: dict) -> tuple[OpenClipPreprocess, dict]:

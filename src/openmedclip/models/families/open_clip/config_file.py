@@ -51,6 +51,9 @@ class VisionCfg(_OpenClipCfg):
     """A timm model as the image tower (its ``layers``, ``width`` and ``patch_size`` are then unused)."""
     timm_model_pretrained: bool | None = None
     """Ignored when loading: the weights come from the folder."""
+    timm_output_stride: Literal[8, 16, 32] | None = None
+    """The timm tower's output stride (8 or 16: its last stages dilated instead of strided, for a finer last
+    feature map from the same weights); an openmedclip extension of the format."""
 
 
 class TextCfg(_OpenClipCfg):

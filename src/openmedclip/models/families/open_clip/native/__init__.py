@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 MODEL_KEYS = frozenset({"embed_dim", "vision_cfg", "text_cfg", "custom_text", "init_logit_bias"})
 VISION_KEYS = frozenset({"timm_model_name", "timm_model_pretrained", "timm_pool", "timm_proj", "timm_proj_bias",
-                         "image_size"})
+                         "image_size", "timm_output_stride"})
 TEXT_KEYS = frozenset({"hf_model_name", "hf_model_pretrained", "hf_tokenizer_name", "hf_proj_type", "hf_pooler_type",
                        "context_length"})
 PREPROCESS_KEYS = ("size", "mode", "mean", "std", "interpolation", "resize_mode", "fill_color")
@@ -86,7 +86,7 @@ def build_model(resolved: Resolved, name: str) -> NativeClip:
     vision, text = cfg["vision_cfg"], cfg["text_cfg"]
     embed_dim = int(cfg["embed_dim"])
     visual = ResNetTower(RESNETS[vision["timm_model_name"]], embed_dim, vision.get("image_size", 224),
-                         bool(vision.get("timm_proj_bias", False)))
+                         bool(vision.get("timm_proj_bias", False)), int(vision.get("timm_output_stride") or 32))
     config_file = text_config_dir(text["hf_model_name"], resolved.folder, name) / "config.json"
     shape = _bert_config(config_file.parent)
     if shape is None:

@@ -26,9 +26,16 @@ POOLERS = ("mean_pooler", "cls_last_hidden_state_pooler")
 class ResNetTower(nn.Module):
     """open_clip's ``TimmModel`` for a ResNet with average pooling and a linear projection."""
 
-    def __init__(self, layout: ResNetLayout, embed_dim: int, image_size: int | tuple[int, int], proj_bias: bool):
+    def __init__(
+        self,
+        layout: ResNetLayout,
+        embed_dim: int,
+        image_size: int | tuple[int, int],
+        proj_bias: bool,
+        output_stride: int = 32,
+    ):
         super().__init__()
-        self.trunk = ResNet(layout)
+        self.trunk = ResNet(layout, output_stride)
         self.head = nn.Sequential()
         self.head.add_module("drop", nn.Dropout(0.0))
         self.head.add_module("proj", Linear(self.trunk.num_features, embed_dim, bias=proj_bias))

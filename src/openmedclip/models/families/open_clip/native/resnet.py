@@ -40,28 +40,40 @@ RESNETS: dict[str, ResNetLayout] = {
 }
 
 
-def _conv3x3(inputs: int, outputs: int, stride: int = 1) -> Conv2d:
-    return Conv2d(inputs, outputs, 3, stride=stride, padding=1, bias=False)
+def _conv3x3(inputs: int, outputs: int, stride: int = 1, dilation: int = 1) -> Conv2d:
+    return Conv2d(inputs, outputs, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
 
 
-def _downsample(inputs: int, outputs: int, stride: int, avg_down: bool) -> nn.Sequential | None:
+class SamePadAvgPool(nn.Module):
+    """timm's ``AvgPool2dSame(2, 1)`` of a dilated stage's shortcut: one zero row and column padded after the
+    input (counted in the mean), then a 2 × 2 mean at stride 1."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(F.pad(x, (0, 1, 0, 1)), 2, 1, ceil_mode=True, count_include_pad=False)
+
+
+def _downsample(inputs: int, outputs: int, stride: int, dilation: int, avg_down: bool) -> nn.Sequential | None:
     if stride == 1 and inputs == outputs:
         return None
     if not avg_down:
         return nn.Sequential(Conv2d(inputs, outputs, 1, stride=stride, bias=False), nn.BatchNorm2d(outputs))
-    pool: nn.Module = (
-        nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride != 1 else nn.Identity()
-    )
+    pool: nn.Module = nn.Identity()
+    if dilation > 1:
+        pool = SamePadAvgPool()
+    elif stride != 1:
+        pool = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False)
     return nn.Sequential(pool, Conv2d(inputs, outputs, 1, bias=False), nn.BatchNorm2d(outputs))
 
 
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, inputs: int, planes: int, stride: int, downsample: nn.Module | None):
+    def __init__(
+        self, inputs: int, planes: int, stride: int, downsample: nn.Module | None, first_dilation: int, dilation: int
+    ):
         super().__init__()
-        self.conv1, self.bn1 = _conv3x3(inputs, planes, stride), nn.BatchNorm2d(planes)
-        self.conv2, self.bn2 = _conv3x3(planes, planes), nn.BatchNorm2d(planes)
+        self.conv1, self.bn1 = _conv3x3(inputs, planes, stride, first_dilation), nn.BatchNorm2d(planes)
+        self.conv2, self.bn2 = _conv3x3(planes, planes, dilation=dilation), nn.BatchNorm2d(planes)
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,11 +86,13 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, inputs: int, planes: int, stride: int, downsample: nn.Module | None):
+    def __init__(
+        self, inputs: int, planes: int, stride: int, downsample: nn.Module | None, first_dilation: int, dilation: int
+    ):
         super().__init__()
         outputs = planes * self.expansion
         self.conv1, self.bn1 = Conv2d(inputs, planes, 1, bias=False), nn.BatchNorm2d(planes)
-        self.conv2, self.bn2 = _conv3x3(planes, planes, stride), nn.BatchNorm2d(planes)
+        self.conv2, self.bn2 = _conv3x3(planes, planes, stride, first_dilation), nn.BatchNorm2d(planes)
         self.conv3, self.bn3 = Conv2d(planes, outputs, 1, bias=False), nn.BatchNorm2d(outputs)
         self.downsample = downsample
 
@@ -104,19 +118,24 @@ def _stem(layout: ResNetLayout) -> nn.Module:
 
 class ResNet(nn.Module):
     """A timm ResNet without its classifier: ``[B, 3, H, W]`` -> pooled ``[B, C]``; ``forward_features`` gives the
-    last feature map."""
+    last feature map. ``output_stride`` 16 or 8 dilates the last stages instead of striding them, as timm does."""
 
-    def __init__(self, layout: ResNetLayout):
+    def __init__(self, layout: ResNetLayout, output_stride: int = 32):
         super().__init__()
         self.conv1 = _stem(layout)
         self.bn1 = nn.BatchNorm2d(64)
         block = Bottleneck if layout.bottleneck else BasicBlock
-        inputs = 64
+        inputs, net_stride, dilation = 64, 4, 1
         for index, (count, planes) in enumerate(zip(layout.layers, (64, 128, 256, 512))):
-            stride = 1 if index == 0 else 2
+            stride, first_dilation = (1 if index == 0 else 2), dilation
+            if net_stride >= output_stride:
+                dilation, stride = dilation * stride, 1
+            else:
+                net_stride *= stride
             outputs = planes * block.expansion
-            blocks = [block(inputs, planes, stride, _downsample(inputs, outputs, stride, layout.avg_down))]
-            blocks += [block(outputs, planes, 1, None) for _ in range(count - 1)]
+            shortcut = _downsample(inputs, outputs, stride, dilation, layout.avg_down)
+            blocks = [block(inputs, planes, stride, shortcut, first_dilation, dilation)]
+            blocks += [block(outputs, planes, 1, None, dilation, dilation) for _ in range(count - 1)]
             self.add_module(f"layer{index + 1}", nn.Sequential(*blocks))
             inputs = outputs
         self.num_features = inputs
