@@ -50,6 +50,8 @@ def demo_command(
             raise InvalidInputError(f"cannot listen on {host}:{port} (the port is in use or the address is not "
                                     "this machine's); choose another --port or --host") from error
         typer.echo(f"openmedclip demo on {address} with {', '.join(pool.allowed)} (Ctrl+C stops)")
-        page.block_thread()  # returns on Ctrl+C
+        page.block_thread()  # returns on Ctrl+C, having closed only the web server
     except KeyboardInterrupt:  # Ctrl+C while the server was starting: a normal end too
-        page.close()
+        pass
+    finally:  # stop the queue, the heartbeats and the worker threads too, or they can keep the process alive
+        page.close(verbose=False)
