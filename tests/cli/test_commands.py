@@ -550,6 +550,8 @@ def test_demo_serves_the_page(tiny_model_dir):
     server = subprocess.Popen(
         [sys.executable, "-m", "openmedclip.cli", "demo", "-m", str(tiny_model_dir), "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        # a shell's background job inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         ready, _, _ = select.select([server.stdout], [], [], 90)
