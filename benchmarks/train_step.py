@@ -2,7 +2,7 @@
 model, interleaved.
 
 Run: ``uv run python benchmarks/train_step.py [--recipe configs/train/openmedclip-base.yaml] [--steps 5]
-[--rounds 3]`` (``--tiny`` for a smoke run).
+[--rounds 3] [--precision bf16]`` (``--tiny`` for a smoke run).
 
 Both start from the same weights: the recipe's model (``configs/models/openmedclip-base-minilm.json``: ResNet-10-T
 at 64 px + all-MiniLM-L6-v2 at context 48), its batch size, learning rate, weight decay, precision and loss
@@ -179,14 +179,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default: the recipe's (64)")
     parser.add_argument("--steps", type=int, default=5, help="steps of each pipeline per round (default 5)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--precision", default=None, help="default: the recipe's ('auto' resolves per CPU)")
     parser.add_argument("--tiny", action="store_true", help="smoke run: batch 8, 2 steps, 1 round")
     args = parser.parse_args()
     if args.tiny:
         args.batch_size, args.steps, args.rounds = 8, 2, 1
 
+    from openmedclip.precision import resolve_precision
     from openmedclip.train.config import load_recipe
 
     config = load_recipe(args.recipe)
+    precision = resolve_precision(args.precision or config.precision, torch.device("cpu"))
+    config = config.model_copy(update={"precision": precision})
     model_path = Path(config.model)
     if not model_path.is_absolute() and not model_path.exists():
         config = config.model_copy(update={"model": str(REPO_ROOT / model_path)})

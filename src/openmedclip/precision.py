@@ -28,6 +28,8 @@ AUTO = "auto"
 """The inference precision that resolves per device (:func:`resolve_precision`)."""
 INFERENCE_PRECISIONS: tuple[str, ...] = (AUTO, *PRECISIONS)
 """What ``load_model`` and the inference commands accept."""
+TrainPrecision = Literal["fp32", "bf16", "fp16", "auto"]
+"""What a training recipe accepts: a precision, or 'auto' (resolved per device, as for inference)."""
 PRECISION_ENV = "OPENMEDCLIP_PRECISION"
 """Environment variable: the precision 'auto' resolves to, instead of the per-device default."""
 

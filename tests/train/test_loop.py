@@ -79,6 +79,30 @@ def test_bf16_autocast_step_on_cpu(recipe):
     assert all(t.dtype == torch.float32 for t in _weights(summary.checkpoint).values())
 
 
+@pytest.mark.parametrize("fast_bf16", [True, False])
+def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_units(recipe, monkeypatch, fast_bf16):
+    import openmedclip.hardware as hardware
+    from openmedclip.precision import PRECISION_ENV
+
+    monkeypatch.delenv(PRECISION_ENV, raising=False)
+    info = hardware.CpuInfo("test cpu", frozenset({"amx_bf16", "amx_tile"} if fast_bf16 else {"avx2"}), "AVX2")
+    monkeypatch.setattr(hardware, "cpu_info", lambda: info)
+    seen: list[torch.dtype] = []
+    original = torch.nn.Linear.forward
+
+    def recording(self, x):
+        out = original(self, x)
+        seen.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.Linear, "forward", recording)
+    summary = train(load_recipe(None, recipe(precision="auto", max_steps=1)))
+    start = next(r for r in read_log(summary.out_dir / "log.jsonl") if r["event"] == "start")
+    assert start["precision"] == ("bf16" if fast_bf16 else "fp32")
+    assert set(seen) == {torch.bfloat16 if fast_bf16 else torch.float32}
+    assert all(t.dtype == torch.float32 for t in _weights(summary.checkpoint).values())
+
+
 def test_siglip_adds_a_bias_that_the_checkpoint_keeps(recipe):
     summary = train(load_recipe(None, recipe(loss="siglip", max_steps=3)))
     loaded = load_model(summary.checkpoint, device="cpu")

@@ -46,7 +46,7 @@ def test_recipe_with_typed_and_dotted_overrides(tmp_path):
     ("overrides", "message"),
     [
         ({"batch_size": "0"}, "recipe: batch_size: Input should be greater than or equal to 1 (got 0)"),
-        ({"precision": "fp8"}, "recipe: precision: Input should be 'fp32', 'bf16' or 'fp16' (got 'fp8')"),
+        ({"precision": "fp8"}, "recipe: precision: Input should be 'fp32', 'bf16', 'fp16' or 'auto' (got 'fp8')"),
         ({"loss": "triplet"}, "recipe: loss: Input should be 'infonce' or 'siglip'"),
         ({"lr": "fast"}, "recipe: lr: expected a number (got 'fast')"),
         ({"lr": "true"}, "recipe: lr: expected a number (got True)"),

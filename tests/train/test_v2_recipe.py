@@ -192,7 +192,7 @@ def test_v2_recipes_flip_only_sources_without_laterality_and_keep_test_splits_ou
     assert all(spec["captions"]["shared"] for spec in config.datasets if "bank" in spec.get("captions", {}))
     assert all(spec.get("split") in ("train", "train-only") for spec in config.datasets)
     assert [spec.get("split") for spec in config.val_datasets] == ["dev"]
-    assert config.precision == "bf16" and config.lock_text is True
+    assert config.precision == "auto" and config.lock_text is True
 
 
 def test_v2_stage2_continues_from_the_last_stage1_checkpoint_with_a_dilated_last_stage():

@@ -23,7 +23,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from openmedclip.errors import InvalidInputError
-from openmedclip.precision import Precision
+from openmedclip.precision import TrainPrecision
 from openmedclip.schemas import FileModel, describe_error
 from openmedclip.yaml_text import safe_load
 
@@ -111,8 +111,9 @@ class TrainConfig(FileModel):
     lr: Annotated[Number, Field(gt=0)] = 1e-5
     weight_decay: Number = 0.2
     warmup_steps: Annotated[StrictInt, Field(ge=0)] = 0
-    precision: Precision = "fp32"
-    """fp32, bf16 (autocast, CPU or GPU) or fp16 (autocast + GradScaler, GPU only); weights stay fp32."""
+    precision: TrainPrecision = "fp32"
+    """fp32, bf16 (autocast, CPU or GPU), fp16 (autocast + GradScaler, GPU only) or auto (the device's default:
+    bf16 on a CPU with AVX-512 BF16 or AMX, fp32 on other CPUs, bf16 or fp16 on a GPU); weights stay fp32."""
     grad_checkpointing: StrictBool = False
     lock_image: StrictBool | Annotated[StrictInt, Field(ge=0)] = False
     """True freezes the image tower; an int N leaves its last N layer groups trainable (open_clip's groups,

@@ -41,7 +41,7 @@ from openmedclip.data.base import SkippedItem
 from openmedclip.data.streaming import ShardStream
 from openmedclip.errors import InvalidInputError, RandomWeightsWarning
 from openmedclip.models import load_model
-from openmedclip.precision import autocast_factory, grad_scaler
+from openmedclip.precision import autocast_factory, grad_scaler, resolve_precision
 from openmedclip.progress import progress_bar
 from openmedclip.train import checkpoint as ckpt
 from openmedclip.train.config import TrainConfig
@@ -162,8 +162,9 @@ class _Trainer:
         self.total_steps = config.epochs * self.plan.steps_per_epoch
         self.optimizer = build_optimizer(self.model, config.lr, config.weight_decay)
         self.scheduler = warmup_cosine(self.optimizer, config.warmup_steps, self.total_steps)
-        self.scaler = grad_scaler(config.precision, ctx.device)
-        self.autocast = autocast_factory(config.precision, ctx.device)
+        self.precision = resolve_precision(config.precision, ctx.device)
+        self.scaler = grad_scaler(self.precision, ctx.device)
+        self.autocast = autocast_factory(self.precision, ctx.device)
         self.loss_fn = build_loss(config.loss, gather=config.gather_features)
         self.encoder = DualEncoder(self.model, text_encoder)
         self.log = JsonlLog(self.out_dir / config.log_file if ctx.is_main else None)
@@ -250,6 +251,7 @@ class _Trainer:
             "event": "start", "step": self.step, "epoch": self.epoch, "resumed_from": resumed_from,
             "world_size": self.ctx.world_size, "global_batch": self.plan.global_batch,
             "steps_per_epoch": self.plan.steps_per_epoch, "total_steps": self.total_steps,
+            "precision": self.precision,
             "streaming": self.streaming,
         })
         trained = wrap(self.encoder, self.ctx)
