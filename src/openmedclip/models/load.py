@@ -63,7 +63,9 @@ def load_model(
     with AVX-512 BF16 or AMX and on recent GPUs, fp16 on older GPUs, else fp32; ``$OPENMEDCLIP_PRECISION``
     replaces it).
     The returned ``dtype`` is the resolved one; a convolutional image tower in bf16 on the CPU gets channels-last
-    weights (faster there, see :func:`openmedclip.models.device.prefers_channels_last`).
+    weights (faster there, see :func:`openmedclip.models.device.prefers_channels_last`), and its linear layers
+    weights prepacked by oneDNN (:func:`openmedclip.models.packed_linear.pack_linear_layers`). A model loaded onto the
+    CPU makes glibc's allocator keep freed tensor memory for reuse (:func:`openmedclip.hardware.keep_freed_memory`).
     ``runtime`` 'auto' lets a family build a covered architecture from plain-torch modules with the same weights
     and outputs (the open_clip family's timm ResNet + BERT models, the built-in one among them: start-up without
     importing open_clip, timm or transformers); 'library' always builds the library's classes (training and tower
@@ -71,7 +73,9 @@ def load_model(
     A model without trained weights (``source`` 'random') gives a ``RandomWeightsWarning``.
     Raises ``ModelLoadError`` naming the model and the problem.
     """
+    from openmedclip.hardware import keep_freed_memory
     from openmedclip.models.device import apply_memory_format, resolve_device
+    from openmedclip.models.packed_linear import pack_linear_layers
     from openmedclip.precision import inference_dtype
 
     name = str(name_or_path)
@@ -100,6 +104,9 @@ def load_model(
     tokenizer, context_length = family.tokenizer(resolved, name=name)
     model.to(device=target, dtype=dtype).eval()
     apply_memory_format(model, target, dtype)
+    pack_linear_layers(model, target, dtype)
+    if target.type == "cpu":
+        keep_freed_memory()
     spec = ModelSpec(
         name=name,
         family=family.name,
