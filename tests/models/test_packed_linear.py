@@ -104,3 +104,14 @@ def test_load_model_packs_a_bf16_model_and_its_features_match_fp32(tiny_model_di
             ref = getattr(fp32.model, tower)(data)
             got = getattr(bf16.model, tower)(data.to(torch.bfloat16) if data.is_floating_point() else data)
             assert F.cosine_similarity(ref, got.float()).min() > 0.999
+
+
+def test_torch_compile_traces_f_linear_in_one_graph():
+    import torch._dynamo
+
+    layers = _packed_layers()
+    explanation = torch._dynamo.explain(layers)(_inputs())
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+    compiled = torch.compile(layers, backend="eager", fullgraph=True)
+    with torch.inference_mode():
+        _close(compiled(_inputs()), _layers()(_inputs()))

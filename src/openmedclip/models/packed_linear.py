@@ -22,7 +22,8 @@ class PackedLinear(nn.Linear):
     """An ``nn.Linear`` whose inference forward uses a weight prepacked by oneDNN.
 
     It falls back to ``F.linear`` whenever the packed copy cannot stand for the weight: gradients wanted, input on
-    another device or in another dtype, or the weight changed in place since packing (e.g. ``load_state_dict``).
+    another device or in another dtype, or the weight changed in place since packing (e.g. ``load_state_dict``);
+    and under ``torch.compile``, which traces ``F.linear`` and packs by itself.
     """
 
     packed: torch.Tensor
@@ -45,7 +46,8 @@ class PackedLinear(nn.Linear):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         weight = self.weight
         if (
-            input.device.type != "cpu"
+            torch.compiler.is_compiling()  # inductor packs weights itself; the checks below would break its graph
+            or input.device.type != "cpu"
             or input.dtype != self.packed.dtype
             or weight.dtype != self.packed.dtype
             or weight.device.type != "cpu"
