@@ -16,15 +16,16 @@ oracle reaches is what knowing the view is worth through this text tower; beatin
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 from collections import defaultdict
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
 from common import DEFAULT_DATA, markdown_table
+
+if TYPE_CHECKING:
+    from openmedclip.data.medpix import MedPix
 
 
 def main() -> None:
@@ -49,7 +50,7 @@ def main() -> None:
     loaded = load_model(args.model, device="cpu", precision="fp32")
     text = encode_texts(loaded, captions)
     image = encode_images(loaded, dev).features
-    full = split_headers(folder, "dev", dev.keys, plane=True)
+    full = split_headers(dev, plane=True)
     header_features = encode_texts(loaded, full)
     centroids = header_centroids(loaded, folder, full, header_features)
 
@@ -59,9 +60,7 @@ def main() -> None:
     rows_of = {
         "model's image features": image,
         "oracle: header of plane, modality, location": header_features,
-        "oracle: header of modality, location (no plane)": encode_texts(
-            loaded, split_headers(folder, "dev", dev.keys, plane=False)
-        ),
+        "oracle: header of modality, location (no plane)": encode_texts(loaded, split_headers(dev, plane=False)),
         "oracle: mean of the train captions with the same header": centroids.features,
         "image features + oracle header (sum, renormalised)": renormalised_sum(image, header_features),
         "image features + mean of same-header train captions": renormalised_sum(image, centroids.features),
@@ -82,21 +81,15 @@ def main() -> None:
     print(markdown_table(columns, rows))
 
 
-def split_headers(folder: Path, split: str, keys: list[str], *, plane: bool) -> list[str]:
-    """The field header of each image in ``keys`` of one MedPix split, with or without its plane."""
+def split_headers(source: MedPix, *, plane: bool) -> list[str]:
+    """The field header of each image of a MedPix split, with or without its plane, from the source's metadata
+    (the record's fields and its ``Description`` fields, as ``MedPix`` keeps them)."""
     from openmedclip.data.medpix import field_header
 
-    records = {}
-    with (folder / f"descriptions_{split}.jsonl").open(encoding="utf-8") as lines:
-        for line in lines:
-            record = json.loads(line)
-            records[record["image"]] = record
     headers = []
-    for key in keys:
-        record = copy.deepcopy(records[key])
-        if not plane:
-            record["Description"]["Plane"] = None
-        headers.append(field_header(record) or "")
+    for meta in source.metadata:
+        description = meta if plane else {**meta, "Plane": None}
+        headers.append(field_header({**meta, "Description": description}) or "")
     return headers
 
 
@@ -111,7 +104,7 @@ def header_centroids(loaded, folder: Path, headers: list[str], header_features: 
     from openmedclip.embed.engine import encode_texts
 
     train = MedPix(folder, split="train")
-    train_headers = split_headers(folder, "train", train.keys, plane=True)
+    train_headers = split_headers(train, plane=True)
     by_header: dict[str, list[str]] = defaultdict(list)
     for i, header in enumerate(train_headers):
         by_header[header].extend(train.captions(i))

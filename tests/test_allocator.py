@@ -15,7 +15,7 @@ from openmedclip import hardware
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 FAULTS_PER_ALLOCATION = """
-import json, resource, sys
+import json, resource
 import torch
 from openmedclip.hardware import keep_freed_memory
 state = keep_freed_memory()
@@ -78,14 +78,14 @@ def test_a_refusing_mallopt_is_reported(fake_libc):
     assert hardware.keep_freed_memory() == "glibc defaults (mallopt refused)"
 
 
-def test_loading_a_model_on_the_cpu_applies_it(monkeypatch, tiny_model_dir):
+def test_loading_a_model_on_the_cpu_applies_it(fake_libc, tiny_model_dir):
     from openmedclip.models import load_model
 
-    calls = []
-    monkeypatch.setattr(hardware, "keep_freed_memory", lambda: calls.append(1) or "called")
+    assert "allocator: glibc defaults until a model is loaded" in hardware.describe()
+    assert fake_libc.calls == []
     load_model(tiny_model_dir, device="cpu", precision="fp32")
-    assert calls == [1]
-    assert "allocator: called" in hardware.describe()
+    assert len(fake_libc.calls) == (2 if GLIBC else 0)
+    assert f"allocator: {hardware.keep_freed_memory()}" in hardware.describe()
 
 
 def _faults(env: dict[str, str]) -> dict:

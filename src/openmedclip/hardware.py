@@ -196,6 +196,13 @@ def keep_freed_memory() -> str:
     return "glibc, freed memory kept for reuse"
 
 
+def allocator_state() -> str:
+    """What :func:`keep_freed_memory` did, without doing it: it runs when a model is loaded onto the CPU."""
+    if keep_freed_memory.cache_info().currsize == 0:
+        return "glibc defaults until a model is loaded onto the CPU"
+    return keep_freed_memory()
+
+
 def describe() -> str:
     """One line for reports: CPU name, cores available, bf16 units, torch capability and threads."""
     import torch
@@ -205,5 +212,5 @@ def describe() -> str:
     return (
         f"{info.model}; {physical_cores()} physical core(s) available ({len(available_cpus())} logical); "
         f"bf16 units: {', '.join(units) or 'none'}; torch {torch.__version__} capability {info.torch_capability}, "
-        f"{torch.get_num_threads()} thread(s); allocator: {keep_freed_memory()}"
+        f"{torch.get_num_threads()} thread(s); allocator: {allocator_state()}"
     )
