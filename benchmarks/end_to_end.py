@@ -15,7 +15,8 @@ BiomedCLIP-shaped model (ViT-B/16 + BERT-base at context 256, random weights; ``
 - Each openmedclip row is one ``zero_shot(model, paths, labels, templates='medical', ...)`` call on a freshly
   loaded model (load not timed), with the row's options: ``load_model`` precision and ``num_workers``; left out,
   the engine picks the loader workers and torch threads itself (the table shows what it ran with). ``defaults``
-  passes nothing: whatever openmedclip does by default.
+  passes nothing: whatever openmedclip does by default. ``no-grey-path`` is the defaults with grey pictures
+  stored as RGB resampled as RGB again (``grey_if_uniform`` undone), to measure what that step is worth.
   Every call starts with empty text caches (a new ``$OPENMEDCLIP_CACHE`` folder, memory cleared), except the
   "repeat call" row, whose prompts are encoded once before the timed call.
 
@@ -33,11 +34,12 @@ import gc
 import importlib
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 import torch
@@ -73,6 +75,8 @@ class Option:
     """``num_workers`` of ``zero_shot``; None passes nothing."""
     cached_prompts: bool = False
     """Encode the prompts once before the timed call (a repeat call: the text classifier comes from the cache)."""
+    undone: tuple[str, ...] = ()
+    """openmedclip functions replaced by the identity for the call, to measure what each one is worth."""
 
 
 OPTIONS: dict[str, Option] = {
@@ -82,6 +86,9 @@ OPTIONS: dict[str, Option] = {
     "bf16-w0": Option("openmedclip bf16, num_workers=0", precision="bf16", workers=0),
     "bf16-w1": Option("openmedclip bf16, num_workers=1", precision="bf16", workers=1),
     "defaults-cached": Option("openmedclip defaults, repeat call (prompts cached)", cached_prompts=True),
+    "no-grey-path": Option("openmedclip defaults, grey RGB pictures resampled as RGB",
+                           undone=("openmedclip.models.families.open_clip.preprocess.grey_if_uniform",
+                                   "openmedclip.models.families.open_clip.native.preprocess.grey_if_uniform")),
 }
 DEFAULT_OPTIONS = ("defaults", "fp32", "bf16", "bf16-w0", "defaults-cached")
 
@@ -240,7 +247,9 @@ class OpenMedClip:
             self.threads_used = ",".join(str(n) for n in sorted(set(threads_seen)))
             return result
 
-        with recorded_loader_workers() as chosen:
+        with recorded_loader_workers() as chosen, ExitStack() as undone:
+            for target in self.option.undone:
+                undone.enter_context(patch(target, lambda value: value))
             seconds, result = timed(call)
         self.workers_used = chosen[-1] if chosen else (self.option.workers or 0)
         index = {str(p): i for i, p in enumerate(paths)}

@@ -21,6 +21,7 @@ from PIL import Image, ImageOps
 
 from openmedclip.errors import ImageReadError, InvalidInputError
 from openmedclip.io import MedicalImage, read_image, read_image_bytes, to_model_input, to_model_picture
+from openmedclip.io.convert import grey_if_uniform
 from openmedclip.models.families.biovil.preprocess import BiovilPreprocess
 from openmedclip.models.families.chexzero.preprocess import ChexzeroPreprocess
 from openmedclip.models.families.gloria.preprocess import GloriaPreprocess
@@ -131,6 +132,38 @@ def test_open_clip_tensors_equal_plain_pil_and_the_transform(name, shared_data):
     with Image.open(shared_data / name) as opened:
         reference = preprocess.transform(ImageOps.exif_transpose(opened).convert("RGB"))
     assert torch.equal(preprocess(read_image(shared_data / name)), reference)
+
+
+def test_grey_if_uniform_takes_one_channel_of_grey_rgb_pictures_only():
+    values = (np.arange(64 * 64) % 256).astype(np.uint8).reshape(64, 64)
+    grey = grey_if_uniform(Image.fromarray(np.stack([values] * 3, axis=-1)))
+    assert grey.mode == "L" and np.array_equal(np.asarray(grey), values)
+    tinted = np.stack([values] * 3, axis=-1)
+    tinted[40, 7, 2] += 1  # one pixel off grey
+    few_colours = np.zeros((8, 8, 3), np.uint8)
+    few_colours[2:4, 2:4] = (255, 0, 0)  # two colours, not grey
+    noise = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)  # over 256 colours
+    for pixels in (tinted, few_colours, noise):
+        picture = Image.fromarray(pixels)
+        assert grey_if_uniform(picture) is picture
+    single = Image.fromarray(values)
+    assert grey_if_uniform(single) is single
+
+
+@pytest.mark.realdata
+def test_grey_jpegs_stored_as_rgb_take_the_grey_path_with_the_same_tensors(shared_data):
+    """MedPix and VQA-RAD JPEGs are grey pictures stored as RGB: resampled as 'L', the tensors equal those of
+    open_clip's transform on the RGB picture."""
+    preprocess = _open_clip()
+    files = [*sorted((shared_data / "medpix2_traindev" / "images").glob("*.jpg"))[:200:25],
+             *sorted((shared_data / "vqa_rad" / "images").glob("*.jpg"))[:200:25]]
+    grey = 0
+    for path in files:
+        image = read_image(path)
+        grey += grey_if_uniform(to_model_picture(image)).mode == "L"
+        with Image.open(path) as opened:
+            assert torch.equal(preprocess(image), preprocess.transform(opened.convert("RGB"))), path
+    assert len(files) == 16 and grey >= 12
 
 
 @pytest.mark.realdata

@@ -87,6 +87,18 @@ def test_slice_index_on_2d_image_is_rejected(tmp_path):
         read_image(path, slice_index=1)
 
 
+def test_a_zero_vox_offset_gz_is_checked_by_its_trailer_not_decompressed_twice(nibabel_file, monkeypatch):
+    """``example4d.nii.gz`` has ``vox_offset`` 0: its voxels start after the header and extensions (416 bytes),
+    which its gzip trailer's size counts."""
+    import openmedclip.io.nifti as nifti
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("decompressed to check completeness")
+
+    monkeypatch.setattr(nifti.gzip, "open", no_second_pass)
+    assert read_image(nibabel_file("example4d.nii.gz")).pixels.shape == (96, 128)
+
+
 def test_truncated_nifti_gz(nibabel_file, tmp_path):
     data = nibabel_file("example4d.nii.gz").read_bytes()
     path = tmp_path / "cut.nii.gz"

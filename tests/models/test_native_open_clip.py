@@ -171,6 +171,17 @@ def test_builtin_pixels_equal_open_clip_on_real_files(builtin_pair, shared_data)
             assert torch.equal(ours.preprocess(picture), library.preprocess(picture)), path
 
 
+@pytest.mark.realdata
+def test_builtin_pixels_of_grey_rgb_jpegs_equal_the_rgb_transform(builtin_pair, shared_data):
+    """The native preprocess resamples grey pictures stored as RGB as 'L': the tensors equal open_clip's transform
+    on the RGB picture."""
+    ours, library = builtin_pair
+    for path in sorted((shared_data / "vqa_rad" / "images").glob("*.jpg"))[:120:20]:
+        with Image.open(path) as opened:
+            picture = opened.convert("RGB")
+        assert torch.equal(ours.preprocess(read_image(path)), library.preprocess.transform(picture)), path
+
+
 def test_shortest_side_resize_and_crop_equal_open_clip(builtin_pair, tmp_path):
     folder = save_model(builtin_pair[1], tmp_path / "shortest")
     config_file = folder / "open_clip_config.json"

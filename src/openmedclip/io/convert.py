@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 from PIL import Image
@@ -55,6 +56,22 @@ def to_model_picture(image: MedicalImage) -> Image.Image:
         if image.pixels.dtype == np.uint8 and _is_8bit(image):
             return Image.fromarray(np.ascontiguousarray(image.pixels))
     return _by_bands(image.pixels, _scaling(image, voi))
+
+
+def grey_if_uniform(picture: Image.Image) -> Image.Image:
+    """``picture`` as mode 'L' when it is an RGB picture whose three channels are equal everywhere (a grey image
+    stored as colour, as most medical JPEGs are), else ``picture`` itself.
+
+    Resampling the 'L' picture and repeating it into three channels gives the same pixels as resampling the RGB
+    one, for a third of the work. Pillow's ``getcolors`` decides it: a grey picture has at most 256 colours, and
+    the count stops at the 257th colour of a colour picture.
+    """
+    if picture.mode != "RGB":
+        return picture
+    colours = cast("list[tuple[int, tuple[int, int, int]]] | None", picture.getcolors(256))
+    if colours is None or any(red != green or green != blue for _, (red, green, blue) in colours):
+        return picture
+    return picture.getchannel(0)
 
 
 def _scaling(image: MedicalImage, voi: HeaderVOI | None) -> Callable[[np.ndarray], np.ndarray]:

@@ -176,8 +176,14 @@ def _check_complete(path: Path, volume: nib.Nifti1Image) -> None:
 
 
 def _expected_size(volume: nib.Nifti1Image) -> int:
-    """Bytes a single-file NIfTI holds up to the end of its voxel data, as its header describes them."""
-    return int(volume.header.get_data_offset()) + int(np.prod(volume.shape)) * volume.get_data_dtype().itemsize
+    """Bytes a single-file NIfTI holds up to the end of its voxel data, as its header describes them.
+
+    The offset is the one nibabel reads the voxels from: a header's ``vox_offset`` of 0 (older writers) stands for
+    the end of the header and its extensions."""
+    offset = getattr(volume.dataobj, "offset", None)
+    if offset is None:
+        offset = volume.header.get_data_offset()
+    return int(offset) + int(np.prod(volume.shape)) * volume.get_data_dtype().itemsize
 
 
 def _gzip_trailer_size(path: Path) -> int:

@@ -3,9 +3,10 @@
 The image goes through :func:`openmedclip.io.to_model_input` (the one conversion to 8-bit RGB, windows applied
 there) and then open_clip's own transform (resize, crop or pad, normalise), so results equal open_clip's own
 pipeline on the same RGB image. Grey images skip the conversion to RGB when the transform only resizes, crops or
-pads before its own ``convert("RGB")``: Pillow resamples each channel alike, so the tensor is the same, bit for
-bit, for a third of the resampling work. :meth:`OpenClipPreprocess.geometry` reproduces the transform's resize and crop
-arithmetic (:class:`TransformGeometry`), so model pixels can be mapped back onto the source image.
+pads before its own ``convert("RGB")``, and so do RGB pictures whose three channels are equal
+(:func:`~openmedclip.io.convert.grey_if_uniform`): Pillow resamples each channel alike, so the tensor is the same,
+bit for bit, for a third of the resampling work. :meth:`OpenClipPreprocess.geometry` reproduces the transform's
+resize and crop arithmetic (:class:`TransformGeometry`), so model pixels can be mapped back onto the source image.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from open_clip.transform import CenterCropOrPad, MaybeConvertMode, ResizeKeepRat
 from PIL import Image
 from torchvision.transforms import CenterCrop, Compose, Resize  # type: ignore[import-untyped]
 
-from openmedclip.io import MedicalImage, to_model_input, to_model_picture
+from openmedclip.io import MedicalImage, to_model_picture
+from openmedclip.io.convert import grey_if_uniform
 from openmedclip.models.families.open_clip.geometry import TransformGeometry
 
 _GEOMETRIC = (Resize, CenterCrop, ResizeKeepRatio, CenterCropOrPad)
@@ -35,10 +37,12 @@ class OpenClipPreprocess(TransformGeometry):
     def __call__(self, image: MedicalImage | Image.Image) -> torch.Tensor:
         """Pixels for the model; a PIL image is taken as the RGB picture it shows."""
         if isinstance(image, Image.Image):
-            return self.transform(image if image.mode == "RGB" else image.convert("RGB"))
+            picture = image if image.mode in ("L", "RGB") else image.convert("RGB")
+        else:
+            picture = to_model_picture(image)
         if self.grey_input:
-            return self.transform(to_model_picture(image))
-        return self.transform(to_model_input(image))
+            return self.transform(grey_if_uniform(picture))
+        return self.transform(picture if picture.mode == "RGB" else picture.convert("RGB"))
 
     def __repr__(self) -> str:
         return repr(self.transform)

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from openmedclip.io import MedicalImage, to_model_picture
+from openmedclip.io.convert import grey_if_uniform
 from openmedclip.models.families.open_clip.geometry import (
     TransformGeometry,
     crop_offset,
@@ -52,7 +53,7 @@ class NativePreprocess(TransformGeometry):
 
     def __call__(self, image: MedicalImage | Image.Image) -> torch.Tensor:
         picture = image if isinstance(image, Image.Image) else to_model_picture(image)
-        picture = self._resize_and_crop(picture)
+        picture = self._resize_and_crop(grey_if_uniform(picture))
         if picture.mode != "RGB":
             picture = picture.convert("RGB")
         pixels = torch.from_numpy(np.array(picture, dtype=np.uint8)).permute(2, 0, 1).contiguous()
