@@ -170,9 +170,12 @@ def test_grey_jpegs_stored_as_rgb_take_the_grey_path_with_the_same_tensors(share
 @pytest.mark.parametrize("family", [ChexzeroPreprocess(), BiovilPreprocess(512, 480), MedclipPreprocess(224),
                                     GloriaPreprocess()], ids=type)
 def test_other_families_see_the_same_picture(family, shared_data):
-    for name in ("txv_test_cxr/00000001_000.png", "txv_test_cxr/Fake_MONOHR1.dcm"):
+    """Each family's tensor from the file equals the one from its RGB model input (grey PNG and DICOM, a grey JPEG
+    stored as RGB, a colour JPEG)."""
+    for name in ("txv_test_cxr/00000001_000.png", "txv_test_cxr/Fake_MONOHR1.dcm", "txv_test_cxr/16747_3_1.jpg",
+                 "vqa_rad/images/synpic100176.jpg", "vqa_rad/images/synpic100132.jpg"):
         image = read_image(shared_data / name)
-        assert torch.equal(family(image), family(to_model_input(image)))
+        assert torch.equal(family(image), family(to_model_input(image))), name
 
 
 def test_a_transform_that_is_not_open_clips_gets_rgb():

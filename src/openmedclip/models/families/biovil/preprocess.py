@@ -1,7 +1,7 @@
 """BioViL's chest X-ray preprocessing: greyscale, short side to 512 (bilinear), centre crop (480 for BioViL, 448
 for BioViL-T), values 0–1 in three equal channels, no mean/std normalisation.
 
-The image reaches 8 bits through :func:`openmedclip.io.to_model_input` (windows and DICOM VOI applied there;
+The image reaches 8 bits through :func:`openmedclip.io.to_model_picture` (windows and DICOM VOI applied there;
 8-bit images kept as they are). Upstream's own loader instead min-max stretches every image to 0–255, which
 changes nothing for images that already span 0–255.
 """
@@ -13,7 +13,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode  # type: ignore[import-untyped]
 from torchvision.transforms import functional as TF
 
-from openmedclip.io import MedicalImage, to_model_input
+from openmedclip.io import MedicalImage, to_model_picture
 from openmedclip.models.family import Geometry
 
 
@@ -32,8 +32,8 @@ class BiovilPreprocess:
         return self.resize
 
     def __call__(self, image: MedicalImage | Image.Image) -> torch.Tensor:
-        picture = image if isinstance(image, Image.Image) else to_model_input(image)
-        grey = picture.convert("L")
+        picture = image if isinstance(image, Image.Image) else to_model_picture(image)
+        grey = picture if picture.mode == "L" else picture.convert("L")
         grey = TF.resize(grey, self.resize, interpolation=InterpolationMode.BILINEAR)
         grey = TF.center_crop(grey, [self.crop, self.crop])
         return TF.to_tensor(grey).expand(3, -1, -1).contiguous()

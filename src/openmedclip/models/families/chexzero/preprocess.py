@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from openmedclip.io import MedicalImage, to_model_input
+from openmedclip.io import MedicalImage, to_model_picture
+from openmedclip.io.convert import grey_if_uniform
 from openmedclip.models.family import Geometry
 
 CANVAS = 320
@@ -30,10 +31,13 @@ class ChexzeroPreprocess:
         return CANVAS
 
     def __call__(self, image: MedicalImage | Image.Image) -> torch.Tensor:
-        picture = image if isinstance(image, Image.Image) else to_model_input(image)
+        if isinstance(image, Image.Image):
+            picture = image.convert("RGB")
+        else:  # grey pictures are resized as one channel: the canvas's conversion to grey gives the same values
+            picture = grey_if_uniform(to_model_picture(image))
         rows, columns = picture.height, picture.width
         scale = CANVAS / max(rows, columns)
-        resized = picture.convert("RGB").resize(
+        resized = picture.resize(
             (max(1, round(columns * scale)), max(1, round(rows * scale))), Image.Resampling.LANCZOS
         )
         canvas = Image.new("L", (CANVAS, CANVAS))

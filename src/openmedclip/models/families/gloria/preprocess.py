@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from openmedclip.io import MedicalImage, to_model_input
+from openmedclip.io import MedicalImage, to_model_picture
 from openmedclip.models.family import Geometry
 
 RESIZE = 256
@@ -59,8 +59,8 @@ class GloriaPreprocess:
         return RESIZE
 
     def __call__(self, image: MedicalImage | Image.Image) -> torch.Tensor:
-        picture = image if isinstance(image, Image.Image) else to_model_input(image)
-        grey = np.asarray(picture.convert("L"))
+        picture = image if isinstance(image, Image.Image) else to_model_picture(image)
+        grey = np.asarray(picture if picture.mode == "L" else picture.convert("L"))
         size = resized_size(*grey.shape)
         square = np.zeros((RESIZE, RESIZE), dtype=np.uint8)
         top, left = _padding(size)

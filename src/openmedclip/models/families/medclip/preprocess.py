@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from openmedclip.io import MedicalImage, to_model_input
+from openmedclip.io import MedicalImage, to_model_picture
 from openmedclip.models.family import Geometry
 
 MEAN = 0.5862785803043838
@@ -28,7 +28,7 @@ class MedclipPreprocess:
         return self.size
 
     def __call__(self, image: MedicalImage | Image.Image) -> torch.Tensor:
-        picture = image if isinstance(image, Image.Image) else to_model_input(image)
+        picture = image if isinstance(image, Image.Image) else to_model_picture(image)
         side = self._canvas_side(picture.height, picture.width)
         canvas = Image.new("L", (side, side))
         canvas.paste(picture, ((side - picture.width) // 2, (side - picture.height) // 2))  # converts to grey
