@@ -15,7 +15,8 @@ BiomedCLIP-shaped model (ViT-B/16 + BERT-base at context 256, random weights; ``
 - Each openmedclip row is one ``zero_shot(model, paths, labels, templates='medical', ...)`` call on a freshly
   loaded model (load not timed), with the row's options: ``load_model`` precision and ``num_workers``; left out,
   the engine picks the loader workers and torch threads itself (the table shows what it ran with). ``defaults``
-  passes nothing: whatever openmedclip does by default. ``no-grey-path`` is the defaults with grey pictures
+  passes nothing: whatever openmedclip does by default. ``reduced`` adds the opt-in reduced-scale JPEG decoding
+  (``read_options={"target_size": ...}``, the model's input side). ``no-grey-path`` is the defaults with grey pictures
   stored as RGB resampled as RGB again (``grey_if_uniform`` undone), to measure what that step is worth.
   Every call starts with empty text caches (a new ``$OPENMEDCLIP_CACHE`` folder, memory cleared), except the
   "repeat call" row, whose prompts are encoded once before the timed call.
@@ -75,6 +76,8 @@ class Option:
     """``num_workers`` of ``zero_shot``; None passes nothing."""
     cached_prompts: bool = False
     """Encode the prompts once before the timed call (a repeat call: the text classifier comes from the cache)."""
+    reduced_decoding: bool = False
+    """``read_options={"target_size": <the model's input side>}``: JPEGs decoded at reduced scale (an opt-in)."""
     undone: tuple[str, ...] = ()
     """openmedclip functions replaced by the identity for the call, to measure what each one is worth."""
 
@@ -86,6 +89,8 @@ OPTIONS: dict[str, Option] = {
     "bf16-w0": Option("openmedclip bf16, num_workers=0", precision="bf16", workers=0),
     "bf16-w1": Option("openmedclip bf16, num_workers=1", precision="bf16", workers=1),
     "defaults-cached": Option("openmedclip defaults, repeat call (prompts cached)", cached_prompts=True),
+    "reduced": Option("openmedclip defaults + reduced-scale JPEG decoding (opt-in `read_options`)",
+                      reduced_decoding=True),
     "no-grey-path": Option("openmedclip defaults, grey RGB pictures resampled as RGB",
                            undone=("openmedclip.models.families.open_clip.preprocess.grey_if_uniform",
                                    "openmedclip.models.families.open_clip.native.preprocess.grey_if_uniform")),
@@ -227,6 +232,8 @@ class OpenMedClip:
         loaded = load_model(self.folder, device=self.device, **load_options)
         self.precision_used = str(loaded.dtype).removeprefix("torch.")
         encode_options: dict[str, Any] = {"num_workers": self.option.workers} if self.option.workers is not None else {}
+        if self.option.reduced_decoding:
+            encode_options["read_options"] = {"target_size": loaded.preprocess.target_size}
         empty_text_cache(self.scratch)
         if self.option.cached_prompts:
             text_classifier(loaded, medical_prompts(labels))
