@@ -176,10 +176,17 @@ def test_builtin_pixels_of_grey_rgb_jpegs_equal_the_rgb_transform(builtin_pair, 
     """The native preprocess resamples grey pictures stored as RGB as 'L': the tensors equal open_clip's transform
     on the RGB picture."""
     ours, library = builtin_pair
-    for path in sorted((shared_data / "vqa_rad" / "images").glob("*.jpg"))[:120:20]:
-        with Image.open(path) as opened:
-            picture = opened.convert("RGB")
-        assert torch.equal(ours.preprocess(read_image(path)), library.preprocess.transform(picture)), path
+    resize_and_crop = ours.preprocess._resize_and_crop
+    modes: list[str] = []
+    ours.preprocess._resize_and_crop = lambda picture: modes.append(picture.mode) or resize_and_crop(picture)
+    try:
+        for path in sorted((shared_data / "vqa_rad" / "images").glob("*.jpg"))[:120:20]:
+            with Image.open(path) as opened:
+                picture = opened.convert("RGB")
+            assert torch.equal(ours.preprocess(read_image(path)), library.preprocess.transform(picture)), path
+    finally:
+        del ours.preprocess._resize_and_crop
+    assert modes.count("L") >= 4  # resampled as one channel
 
 
 def test_shortest_side_resize_and_crop_equal_open_clip(builtin_pair, tmp_path):

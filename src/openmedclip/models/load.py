@@ -63,9 +63,11 @@ def load_model(
     with AVX-512 BF16 or AMX and on recent GPUs, fp16 on older GPUs, else fp32; ``$OPENMEDCLIP_PRECISION``
     replaces it).
     The returned ``dtype`` is the resolved one; a convolutional image tower in bf16 on the CPU gets channels-last
-    weights (faster there, see :func:`openmedclip.models.device.prefers_channels_last`), and its linear layers get
-    weights prepacked by oneDNN (:func:`openmedclip.models.packed_linear.pack_linear_layers`). A model loaded onto the
-    CPU makes glibc's allocator keep freed tensor memory for reuse (:func:`openmedclip.hardware.keep_freed_memory`).
+    weights (faster there, see :func:`openmedclip.models.device.prefers_channels_last`); in bf16 on the CPU every
+    plain linear layer gets its weight prepacked by oneDNN
+    (:func:`openmedclip.models.packed_linear.pack_linear_layers`).
+    A model loaded onto the CPU makes glibc's allocator keep freed tensor memory for reuse
+    (:func:`openmedclip.hardware.keep_freed_memory`).
     ``runtime`` 'auto' lets a family build a covered architecture from plain-torch modules with the same weights
     and outputs (the open_clip family's timm ResNet + BERT models, the built-in one among them: start-up without
     importing open_clip, timm or transformers); 'library' always builds the library's classes (training and tower
