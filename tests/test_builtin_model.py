@@ -57,10 +57,7 @@ MODALITY_LABELS = ["CT", "MRI", "X-ray", "ultrasound", "fundus photograph"]
     ("image", "expected"),
     [
         ("chest_xray_pneumonia.png", "X-ray"),
-        pytest.param(
-            "chest_xray_normal.png", "X-ray",
-            marks=pytest.mark.xfail(strict=True, reason="v2 calls this 28 px X-ray ultrasound (MODEL_CARD)"),
-        ),
+        ("chest_xray_normal.png", "X-ray"),
         ("breast_ultrasound_malignant.png", "ultrasound"),
         ("head_ct.jpg", "CT"),
     ],

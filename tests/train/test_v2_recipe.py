@@ -28,7 +28,9 @@ from openmedclip.train.pairs import BatchPlan, CaptionChooser, PairEncoder, flip
 ROOT = Path(__file__).resolve().parents[2]
 V2_MODEL = ROOT / "configs" / "models" / "openmedclip-base-v2.json"
 V2_RECIPE = ROOT / "configs" / "train" / "openmedclip-base-v2.yaml"
-V2_STAGE1 = ROOT / "configs" / "train" / "openmedclip-base-v2-stage1.yaml"
+V1_RECIPE = ROOT / "configs" / "train" / "openmedclip-base.yaml"
+V1_SHIPPED_STEP = 896
+"""The step of the v1 checkpoint that was shipped (after epoch 14), where v2 starts."""
 BANK = {"normal": ["clear lungs", "normal chest", "no disease"], "pneumonia": ["lobar pneumonia", "patchy opacity"]}
 
 
@@ -79,6 +81,23 @@ def test_modality_header_starts_about_half_of_the_label_captions():
     headed = [text for text in captions if text.startswith("Radiograph of the chest. ")]
     assert 60 < len(headed) < 140
     assert caption_chooser({"bank": "pediatric_chest_xray"}, seed=0).header is None
+
+
+def test_header_alone_captions_a_share_with_the_header_only(recipe):
+    options = {"bank": "pediatric_chest_xray", "modality": "X-ray", "organ": "chest", "header_alone": 0.3}
+    chooser = caption_chooser(options, seed=0)
+    captions = [chooser(_sample(["pneumonia"], str(i)), i, 0) for i in range(400)]
+    alone = [text for text in captions if text == "Radiograph of the chest."]
+    headed = [text for text in captions if text.startswith("Radiograph of the chest. ")]
+    assert 80 < len(alone) < 160  # 30 % of 400
+    assert 100 < len(headed) < 180  # half of the other 70 %
+    shared = caption_chooser({**options, "shared": True}, seed=0)
+    for step in range(8):  # one caption per class and step, header alone or not
+        assert len({shared(_sample(["pneumonia"], str(i)), i, 0, step) for i in range(20)}) == 1
+    with pytest.raises(InvalidInputError, match="header_alone needs"):
+        caption_chooser({"bank": "pediatric_chest_xray", "header_alone": 0.3}, seed=0)
+    with pytest.raises(InvalidInputError, match="header_alone"):
+        load_recipe(None, recipe(captions={"header_alone": 2}))
 
 
 def test_shared_captions_train_and_every_pair_knows_its_run_step(recipe, tmp_path):
@@ -184,21 +203,24 @@ def test_v2_model_localises_on_an_8x8_grid_of_a_128_px_input():
     assert image_weights * 2 < 40 * 2**20  # fp16 weights shipped beside the package's text tower
 
 
-@pytest.mark.parametrize("recipe_path", [V2_STAGE1, V2_RECIPE], ids=["stage1", "stage2"])
-def test_v2_recipes_flip_only_sources_without_laterality_and_keep_test_splits_out(recipe_path):
-    config = load_recipe(recipe_path)
+def test_v2_recipe_flips_only_sources_without_laterality_and_keeps_test_splits_out():
+    config = load_recipe(V2_RECIPE)
     flipped = {Path(spec["path"]).name for spec in config.datasets if spec.get("flip")}
     assert flipped == {"breastmnist.npz", "retinamnist.npz"}
-    assert all(spec["captions"]["shared"] for spec in config.datasets if "bank" in spec.get("captions", {}))
+    banked = [spec["captions"] for spec in config.datasets if "bank" in spec.get("captions", {})]
+    assert len(banked) == 3 and all(captions["shared"] and captions["header_alone"] > 0 for captions in banked)
     assert all(spec.get("split") in ("train", "train-only") for spec in config.datasets)
     assert [spec.get("split") for spec in config.val_datasets] == ["dev"]
     assert config.precision == "auto" and config.lock_text is True
 
 
-def test_v2_stage2_continues_from_the_last_stage1_checkpoint_with_a_dilated_last_stage():
-    first, second = load_recipe(V2_STAGE1), load_recipe(V2_RECIPE)
-    assert second.model == "configs/models/openmedclip-base-v2.json"
-    assert first.datasets == second.datasets
+def test_v2_continues_from_the_v1_checkpoint_that_was_shipped_with_a_dilated_last_stage():
+    first, second = load_recipe(V1_RECIPE), load_recipe(V2_RECIPE)
+    assert first.model == "configs/models/openmedclip-base-minilm.json"
+    assert second.model == V2_MODEL.relative_to(ROOT).as_posix()
+    assert second.checkpoint == f"{first.out_dir}/checkpoints/step-{V1_SHIPPED_STEP:08d}/open_clip_model.safetensors"
     assert first.epoch_size is not None
-    last = first.epochs * (first.epoch_size // first.batch_size)
-    assert second.checkpoint == f"{first.out_dir}/checkpoints/step-{last:08d}/open_clip_model.safetensors"
+    steps_per_epoch = first.epoch_size // first.batch_size
+    assert V1_SHIPPED_STEP % steps_per_epoch == 0 and V1_SHIPPED_STEP // steps_per_epoch <= first.keep_checkpoints
+    assert not any(spec.get("flip") for spec in first.datasets)  # v1 never flips
+    assert all(spec.get("split") in ("train", "train-only") for spec in first.datasets)

@@ -67,6 +67,8 @@ class CaptionOptions(TypedDict, total=False):
     a header naming it (and `organ`), e.g. "Radiograph of the chest."."""
     organ: str
     """Organ or body part for that header, e.g. ``chest``."""
+    header_alone: Annotated[Number, Field(ge=0, le=1)]
+    """Share of bank captions that are that header alone (default 0; half of the others start with it)."""
 
 
 @with_config(ConfigDict(extra="allow", use_attribute_docstrings=True))

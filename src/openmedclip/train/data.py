@@ -113,4 +113,5 @@ def caption_chooser(captions: CaptionOptions, seed: int) -> CaptionChooser:
     return CaptionChooser(
         bank, seed, from_fields=bool(captions.get("from_fields")), max_qa=int(captions.get("max_qa", 2)),
         shared=bool(captions.get("shared")), modality=captions.get("modality"), organ=captions.get("organ"),
+        header_alone=float(captions.get("header_alone", 0.0)),
     )

@@ -63,7 +63,8 @@ class CaptionChooser:
     Label captions vary: with ``shared``, every sample of a class gets the same sentence at a step (a new one each
     step, or each epoch when no step is known, as in a stream); otherwise each sample draws its own per epoch.
     With ``modality`` (a modality bank class, e.g. ``X-ray``) and/or ``organ``, half of them start with a header
-    such as "Radiograph of the chest.", drawn like the sentence."""
+    such as "Radiograph of the chest.", drawn like the sentence; with ``header_alone``, that share of them is the
+    header alone (and half of the rest start with it), so that the header on its own names the images."""
 
     def __init__(
         self,
@@ -75,6 +76,7 @@ class CaptionChooser:
         shared: bool = False,
         modality: str | None = None,
         organ: str | None = None,
+        header_alone: float = 0.0,
     ):
         self.bank = bank
         self.seed = seed
@@ -82,6 +84,9 @@ class CaptionChooser:
         self.max_qa = max_qa
         self.shared = shared
         self.header = caption_from_fields(modality=modality, organ=organ) if modality or organ else None
+        if header_alone and self.header is None:
+            raise InvalidInputError("captions: header_alone needs a modality or an organ to build the header from")
+        self.header_alone = header_alone
 
     def __call__(self, sample: Sample | SampleText, sample_id: SampleId, epoch: int, step: int | None = None) -> str:
         rng = random.Random(f"{self.seed}|{sample_id}|{epoch}|caption")
@@ -104,7 +109,12 @@ class CaptionChooser:
         """Bank sentences for `labels`, drawn per sample and epoch or shared per step, maybe after the header."""
         owner, draw = ("shared", epoch if step is None else step) if self.shared else (sample_id, epoch)
         text = bank.caption_for_labels(labels, owner, draw)
-        if self.header and random.Random(f"{self.seed}|{owner}|{draw}|header").random() < HEADER_CHANCE:
+        if self.header is None:
+            return text
+        chance = random.Random(f"{self.seed}|{owner}|{draw}|header").random()
+        if chance < self.header_alone:
+            return self.header
+        if chance < self.header_alone + (1 - self.header_alone) * HEADER_CHANCE:
             return f"{self.header} {text}"
         return text
 
