@@ -94,6 +94,7 @@ def test_header_alone_captions_a_share_with_the_header_only(recipe):
     shared = caption_chooser({**options, "shared": True}, seed=0)
     for step in range(8):  # one caption per class and step, header alone or not
         assert len({shared(_sample(["pneumonia"], str(i)), i, 0, step) for i in range(20)}) == 1
+    assert "Radiograph of the chest." in {shared(_sample(["pneumonia"]), 0, 0, step) for step in range(40)}
     with pytest.raises(InvalidInputError, match="header_alone needs"):
         caption_chooser({"bank": "pediatric_chest_xray", "header_alone": 0.3}, seed=0)
     with pytest.raises(InvalidInputError, match="header_alone"):
@@ -221,6 +222,7 @@ def test_v2_continues_from_the_v1_checkpoint_that_was_shipped_with_a_dilated_las
     assert second.checkpoint == f"{first.out_dir}/checkpoints/step-{V1_SHIPPED_STEP:08d}/open_clip_model.safetensors"
     assert first.epoch_size is not None
     steps_per_epoch = first.epoch_size // first.batch_size
-    assert V1_SHIPPED_STEP % steps_per_epoch == 0 and V1_SHIPPED_STEP // steps_per_epoch <= first.keep_checkpoints
+    shipped_epoch = V1_SHIPPED_STEP // steps_per_epoch
+    assert V1_SHIPPED_STEP % steps_per_epoch == 0 and first.epochs - shipped_epoch < first.keep_checkpoints  # kept
     assert not any(spec.get("flip") for spec in first.datasets)  # v1 never flips
     assert all(spec.get("split") in ("train", "train-only") for spec in first.datasets)
